@@ -1,0 +1,25 @@
+"""Where the project lives, so that configs can use absolute paths from any working directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+CONF_DIR = PACKAGE_DIR.parent / "conf"
+
+
+def project_root() -> Path:
+    """The checkout that holds conf/ (or LONGWRITER_HOME when set, e.g. for installed copies)."""
+    env = os.environ.get("LONGWRITER_HOME")
+    if env:
+        return Path(env).resolve()
+    return PACKAGE_DIR.parent
+
+
+def register_resolvers() -> None:
+    """Register `${lw_root:}` once; Hydra apps and the compose API both call this."""
+    if not OmegaConf.has_resolver("lw_root"):
+        OmegaConf.register_new_resolver("lw_root", lambda: str(project_root()))

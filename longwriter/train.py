@@ -1,0 +1,22 @@
+"""Entry point: `python -m longwriter.train [overrides]` (a Hydra app; `-m` for sweeps)."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from longwriter.paths import register_resolvers
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    # Heavy imports live inside the function so that `--cfg job` and `--help` stay fast.
+    from longwriter.engines import run_training
+
+    return run_training(cfg)
+
+
+if __name__ == "__main__":
+    main()
