@@ -62,3 +62,29 @@ def split_think_answer(completion: str) -> ThinkAnswer:
         return ThinkAnswer(text[:think_close].replace("<think>", "").strip(),
                            text[think_close + len("</think>"):].strip(), False)
     return ThinkAnswer("", text.strip(), False)
+
+
+# Units for repetition: each CJK character, or a run of word characters (case-folded, punctuation dropped).
+_UNIT = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+")
+
+
+def repetition_units(text: str) -> list[str]:
+    """The sequence repetition is measured on: lower-cased words, and CJK text as single characters."""
+    return _UNIT.findall((text or "").lower())
+
+
+def repetition_rate(text: str, n: int = 3) -> float:
+    """Share of the n-grams of `text` that repeat an earlier n-gram: 1 - distinct / total.
+
+    0.0 for text with no repeated n-gram (and for text shorter than n units); close to 1.0 for
+    degenerate loops ("the cat the cat the cat ..."). Words for space-separated scripts,
+    characters for CJK (see `repetition_units`), so mixed text is measured on one sequence.
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    units = repetition_units(text)
+    total = len(units) - n + 1
+    if total <= 0:
+        return 0.0
+    distinct = len({tuple(units[i:i + n]) for i in range(total)})
+    return 1.0 - distinct / total

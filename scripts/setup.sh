@@ -28,9 +28,11 @@ if [ ! -x "$venv/bin/python" ]; then
   echo "[setup] creating $venv with $py"
   "$py" -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install --quiet --upgrade pip
+# pip's own exit status is kept; only the noise about missing local index folders is filtered.
+pip_install() { "$venv/bin/python" -m pip install --quiet --progress-bar off "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
+pip_install --upgrade pip
 echo "[setup] installing longwriter[$extras] (first time: a few minutes)"
-"$venv/bin/python" -m pip install --quiet --progress-bar off -e ".[$extras]"
-"$venv/bin/python" -m pip install --quiet --progress-bar off --no-deps $NODEPS
+pip_install -e ".[$extras]"
+pip_install --no-deps $NODEPS
 echo "$stamp_value" > "$stamp"
 echo "[setup] done"

@@ -1,0 +1,49 @@
+"""Training engines: thin adapters from the project's config to a trainer (TRL or verl).
+
+Engines are looked up by `engine.name`; each module registers itself with `register_engine`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Callable
+
+from omegaconf import DictConfig
+
+logger = logging.getLogger(__name__)
+
+EngineFn = Callable[[DictConfig, Path], "float | None"]
+_ENGINES: dict[str, str] = {
+    # name -> module defining `run(cfg, output_dir)`; imported only when chosen (heavy imports).
+    "trl": "longwriter.engines.trl_engine.run",
+    "verl": "longwriter.engines.verl.launcher",
+}
+
+
+def resolve_output_dir(cfg: DictConfig) -> Path:
+    """The run's folder: `resume_from` when continuing, else Hydra's job folder."""
+    if cfg.get("resume_from"):
+        path = Path(str(cfg.resume_from)).expanduser().resolve()
+        if not path.is_dir():
+            raise FileNotFoundError(
+                f"resume_from={cfg.resume_from} is not a folder; pass the output folder of an earlier run "
+                f"(it holds mlflow_run.json and checkpoints/)"
+            )
+        return path
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return Path(HydraConfig.get().runtime.output_dir)
+    except ValueError:  # composed without a Hydra app (tests, notebooks)
+        return Path(str(cfg.paths.output_root)) / "train" / str(cfg.run_name)
+
+
+def run_training(cfg: DictConfig) -> float | None:
+    """Run the configured engine; returns the sweep objective (see each engine's docstring)."""
+    name = str(cfg.engine.name)
+    if name not in _ENGINES:
+        raise ValueError(f"engine={name!r} is unknown; choose one of {sorted(_ENGINES)}")
+    module = importlib.import_module(_ENGINES[name])
+    return module.run(cfg, resolve_output_dir(cfg))

@@ -1,0 +1,1 @@
+"""The embedded default engine: TRL's GRPOTrainer with the project's rewards and advantages."""

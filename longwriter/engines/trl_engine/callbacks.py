@@ -1,0 +1,132 @@
+"""Trainer callbacks: MLflow metrics with section/name/stat names, a progress line with ETA,
+sample generations as artifacts, and the curriculum state saved inside every checkpoint."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+from longwriter.tracking.mlflow_run import log_metrics
+
+logger = logging.getLogger(__name__)
+
+CURRICULUM_FILE = "curriculum.json"
+
+# TRL's names -> the project's `section/name/stat` names. TRL's own "reward" columns are dropped:
+# the trainer feeds TRL the final advantage as its only reward, so they would be mislabelled.
+_RENAME = {
+    "loss": "train/loss",
+    "grad_norm": "train/grad_norm",
+    "learning_rate": "train/learning_rate",
+    "kl": "train/kl",
+    "entropy": "train/entropy",
+    "epoch": "train/epoch",
+    "num_tokens": "train/num_tokens",
+    "completions/mean_length": "response_length/tokens/mean",
+    "completions/min_length": "response_length/tokens/min",
+    "completions/max_length": "response_length/tokens/max",
+    "completions/clipped_ratio": "response_length/clip_ratio",
+    "frac_reward_zero_std": "advantage/zero_std_group_frac",
+}
+_DROP_PREFIXES = ("reward", "rewards/", "completions/")
+
+
+def rename_trl_metrics(logs: dict[str, float]) -> dict[str, float]:
+    out = {}
+    for key, value in logs.items():
+        if key in _RENAME:
+            out[_RENAME[key]] = value
+        elif key.startswith("clip_ratio"):
+            out["train/" + key] = value
+        elif key.startswith(_DROP_PREFIXES) and not key.startswith("reward/"):
+            continue
+        else:
+            out[key] = value
+    return out
+
+
+class MlflowProgressCallback(TrainerCallback):
+    """Logs every TRL log event to MLflow and prints one progress line per step."""
+
+    def __init__(self, trainer_ref, sample_every: int, num_samples: int) -> None:
+        self.trainer_ref = trainer_ref  # a callable returning the trainer (it is built after us)
+        self.sample_every = max(1, int(sample_every))
+        self.num_samples = int(num_samples)
+        self.history: list[dict[str, float]] = []
+        self._step_start = 0.0
+        self._step_seconds = 0.0
+        self._train_start = 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._train_start = time.perf_counter()
+        self._first_step = state.global_step
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._step_start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._step_seconds = time.perf_counter() - self._step_start
+        if state.global_step % self.sample_every == 0 or state.global_step == 1:
+            self._log_samples(state.global_step)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        metrics = rename_trl_metrics(logs)
+        if "train_runtime" in logs:  # the end-of-training summary
+            log_metrics({f"summary/{k}": v for k, v in logs.items()}, step=state.global_step)
+            return
+        rollout = metrics.get("timing/rollout_s", 0.0) or 0.0
+        metrics["timing/step_s"] = self._step_seconds
+        metrics["timing/update_s"] = max(0.0, self._step_seconds - rollout)
+        gen, reward = metrics.get("timing/generation_s", 0.0) or 0.0, metrics.get("timing/reward_s", 0.0) or 0.0
+        metrics["timing/scoring_s"] = max(0.0, rollout - gen - reward)
+        log_metrics(metrics, step=state.global_step)
+        self.history.append(metrics)
+        done = state.global_step - self._first_step
+        elapsed = time.perf_counter() - self._train_start
+        eta = elapsed / max(done, 1) * (state.max_steps - state.global_step)
+        logger.info(
+            "step %d/%d | reward %.3f | length %.0f words | gen %.1fs reward %.1fs update %.1fs | ETA %s",
+            state.global_step, state.max_steps, metrics.get("reward/total/mean", float("nan")),
+            metrics.get("length/words/mean", float("nan")), gen, reward, metrics["timing/update_s"],
+            time.strftime("%M:%S", time.gmtime(eta)),
+        )
+
+    def _log_samples(self, step: int) -> None:
+        import mlflow
+
+        trainer = self.trainer_ref()
+        rollout = getattr(trainer, "last_rollout", None)
+        if not rollout or not trainer.accelerator.is_main_process:
+            return
+        rows = []
+        for i in range(min(self.num_samples, len(rollout["completions"]))):
+            rows.append({
+                "step": step,
+                "sample_id": rollout["sample_ids"][i],
+                "prompt": rollout["prompts"][i],
+                "completion": rollout["completions"][i],
+                "rewards": {k: v[i] for k, v in rollout["rewards"].items()},
+                "advantage": float(rollout["advantages"][i]),
+            })
+        text = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n"
+        mlflow.log_text(text, f"samples/step_{step:05d}.jsonl")
+
+
+class CurriculumCheckpointCallback(TrainerCallback):
+    """Writes the curriculum levels into each checkpoint folder, so a resume restores them."""
+
+    def __init__(self, curriculum) -> None:
+        self.curriculum = curriculum
+
+    def on_save(self, args, state, control, **kwargs):
+        if self.curriculum is None or not state.is_world_process_zero:
+            return
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.curriculum.export_json(folder / CURRICULUM_FILE)

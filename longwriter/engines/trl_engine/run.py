@@ -1,0 +1,162 @@
+"""`engine=trl`: a GRPO run with TRL on the project's data, rewards and advantages.
+
+Returns the sweep objective: the mean of `reward/total/mean` over the last quarter of the steps.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+FINAL_MODEL_DIR = "final_model"
+
+
+def _grpo_config(cfg: DictConfig, output_dir: Path):
+    from trl import GRPOConfig
+
+    e = cfg.engine
+    return GRPOConfig(
+        output_dir=str(output_dir / CHECKPOINT_DIR),
+        max_steps=int(e.max_steps),
+        per_device_train_batch_size=int(e.prompts_per_step) * int(e.num_generations),
+        num_generations=int(e.num_generations),
+        max_completion_length=int(e.max_completion_length),
+        temperature=float(e.temperature),
+        top_p=float(e.top_p),
+        learning_rate=float(e.learning_rate),
+        beta=float(e.beta),
+        lr_scheduler_type=str(e.lr_scheduler_type),
+        gradient_accumulation_steps=int(e.gradient_accumulation_steps),
+        gradient_checkpointing=bool(e.gradient_checkpointing),
+        save_strategy="steps",
+        save_steps=int(e.save_steps),
+        save_total_limit=int(e.save_total_limit),
+        logging_steps=int(e.logging_steps),
+        seed=int(cfg.seed),
+        report_to="none",
+        remove_unused_columns=False,  # keep `sample_id` for the reward step
+        # The trainer hands TRL final advantages as its single reward (see trainer.py).
+        scale_rewards="none",
+        multi_objective_aggregation="sum_then_normalize",
+        log_completions=False,
+        dataloader_num_workers=0,
+        use_cpu=not _has_accelerator(),
+        bf16=False,
+    )
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _peft_config(cfg: DictConfig):
+    lora = cfg.engine.lora
+    if not lora.enabled:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=int(lora.r), lora_alpha=int(lora.alpha), lora_dropout=float(lora.dropout),
+        target_modules=list(lora.target_modules), task_type="CAUSAL_LM",
+    )
+
+
+def _train_dataset(samples, prompt_template: str):
+    from datasets import Dataset
+
+    from longwriter.prompting import apply_prompt_template
+
+    rows = [{"prompt": apply_prompt_template(s.prompt, prompt_template), "sample_id": s.id} for s in samples]
+    return Dataset.from_list(rows)
+
+
+def _restore_curriculum(curriculum, checkpoint: str | None) -> None:
+    from longwriter.engines.trl_engine.callbacks import CURRICULUM_FILE
+
+    if curriculum is None or checkpoint is None:
+        return
+    saved = Path(checkpoint) / CURRICULUM_FILE
+    if saved.exists():
+        curriculum.import_json(saved)
+        logger.info("curriculum levels restored from %s", saved)
+
+
+def run(cfg: DictConfig, output_dir: Path) -> float | None:
+    import mlflow
+    from transformers import AutoTokenizer
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from longwriter.async_utils import BackgroundLoop
+    from longwriter.engines.trl_engine.callbacks import CurriculumCheckpointCallback, MlflowProgressCallback
+    from longwriter.engines.trl_engine.trainer import LongwriterGRPOTrainer, RecipeReward
+    from longwriter.models import resolve_model_path
+    from longwriter.pipeline import build_reward_setup, load_training_samples
+    from longwriter.tracking.mlflow_run import mlflow_run
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = None
+    if cfg.get("resume_from"):
+        checkpoints = output_dir / CHECKPOINT_DIR
+        checkpoint = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+        if checkpoint is None:
+            logger.warning("resume_from=%s has no checkpoint yet: training starts from step 0", output_dir)
+
+    model_path = resolve_model_path(cfg.model, cfg.paths.cache_dir)
+    samples = load_training_samples(cfg)
+    setup = build_reward_setup(cfg, output_dir)
+    _restore_curriculum(setup.curriculum, checkpoint)
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    args = _grpo_config(cfg, output_dir)
+    args.model_init_kwargs = {"dtype": str(cfg.model.get("dtype", "float32"))}
+    loop = BackgroundLoop()
+    samples_by_id = {s.id: s for s in samples}
+    trainer = None
+    progress = MlflowProgressCallback(lambda: trainer, cfg.engine.sample_every, cfg.engine.num_samples_logged)
+    try:
+        with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), parent_run_id=cfg.get("parent_run_id")):
+            mlflow.set_tags({"engine": "trl", "reward": str(cfg.reward.name), "model": str(cfg.model.name)})
+            trainer = LongwriterGRPOTrainer(
+                model=model_path,
+                reward_funcs=[RecipeReward(setup.recipe, samples_by_id, loop)],
+                args=args,
+                train_dataset=_train_dataset(samples, setup.prompt_template),
+                processing_class=tokenizer,
+                peft_config=_peft_config(cfg),
+                callbacks=[progress, CurriculumCheckpointCallback(setup.curriculum)],
+                recipe=setup.recipe,
+                samples_by_id=samples_by_id,
+                loop=loop,
+            )
+            trainer.train(resume_from_checkpoint=checkpoint)
+            final_dir = output_dir / FINAL_MODEL_DIR
+            trainer.save_model(str(final_dir))
+            if setup.curriculum is not None:
+                setup.curriculum.export_json(final_dir / "curriculum.json")
+                mlflow.log_artifact(str(final_dir / "curriculum.json"), "curriculum")
+            mlflow.set_tag("final_model_path", str(final_dir))
+            mlflow.log_text(str(final_dir) + "\n", "final_model_path.txt")
+            objective = _objective(progress.history)
+            if objective is not None:
+                mlflow.log_metric("objective", objective)
+            logger.info("final model saved to %s; objective %.4f", final_dir, objective or float("nan"))
+            return objective
+    finally:
+        loop.close()
+
+
+def _objective(history: list[dict[str, float]], key: str = "reward/total/mean") -> float | None:
+    values = [h[key] for h in history if h.get(key) is not None]
+    if not values:
+        return None
+    tail = values[-max(1, len(values) // 4):]
+    return float(sum(tail) / len(tail))

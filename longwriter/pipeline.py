@@ -1,0 +1,98 @@
+"""Build what every engine needs from the config: samples, judge, curriculum and reward recipe.
+
+Both engines (TRL and verl) call this, so that nothing algorithmic is assembled twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from longwriter.data.schema import Sample
+
+logger = logging.getLogger(__name__)
+
+# Components that need a judge (pairwise always; quality when it is scored by a judge).
+_PAIRWISE_TYPES = {"pairwise"}
+
+
+@dataclass
+class RewardSetup:
+    recipe: Any
+    curriculum: Any | None
+    judge_backend: Any | None
+    prompt_template: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def component_types(reward_cfg: DictConfig) -> dict[str, str]:
+    """{component name: component type} (a component may reuse a type under another name)."""
+    components = reward_cfg.get("components") or {}
+    return {name: str((spec or {}).get("type", name)) for name, spec in components.items()}
+
+
+def needs_judge(reward_cfg: DictConfig) -> bool:
+    for name, kind in component_types(reward_cfg).items():
+        spec = reward_cfg.components[name] or {}
+        if kind in _PAIRWISE_TYPES:
+            return True
+        if kind == "quality" and str(spec.get("source", "judge")) == "judge":
+            return True
+    return False
+
+
+def load_training_samples(cfg: DictConfig) -> list[Sample]:
+    """Load the configured data and apply the configured data selection."""
+    from longwriter.data.loaders import load_samples
+    from longwriter.selection import select_samples
+
+    samples = load_samples(cfg.data)
+    selected = select_samples(samples, cfg)
+    if not selected:
+        raise ValueError(
+            f"data selection '{cfg.data_selection.name}' kept no samples out of {len(samples)}; "
+            f"loosen its settings or choose data_selection=all"
+        )
+    logger.info("data: %d samples loaded, %d selected (%s)", len(samples), len(selected), cfg.data_selection.name)
+    return selected
+
+
+def build_judge(cfg: DictConfig):
+    from longwriter.judges import build_judge_backend
+
+    return build_judge_backend(cfg.judge, cache_dir=Path(cfg.paths.cache_dir))
+
+
+def build_reward_setup(cfg: DictConfig, output_dir: Path, curriculum_path: Path | None = None) -> RewardSetup:
+    """The reward recipe with its judge and curriculum, as configured by `reward=` and `judge=`."""
+    from longwriter.curriculum import CurriculumState
+    from longwriter.rewards import build_recipe
+
+    reward_cfg = cfg.reward
+    types = set(component_types(reward_cfg).values())
+    backend = build_judge(cfg) if needs_judge(reward_cfg) else None
+    pairwise_judge = pointwise_judge = None
+    if backend is not None:
+        from longwriter.judges import PairwiseTask, PointwiseTask
+
+        pairwise_judge = PairwiseTask(backend)
+        pointwise_judge = PointwiseTask(backend)
+    curriculum = None
+    if types & _PAIRWISE_TYPES:
+        curriculum = CurriculumState(curriculum_path or output_dir / "curriculum.sqlite")
+    recipe = build_recipe(
+        OmegaConf.to_container(reward_cfg, resolve=True),
+        pairwise_judge=pairwise_judge,
+        pointwise_judge=pointwise_judge,
+        curriculum=curriculum,
+    )
+    return RewardSetup(
+        recipe=recipe,
+        curriculum=curriculum,
+        judge_backend=backend,
+        prompt_template=str(reward_cfg.get("prompt_template", "plain")),
+    )

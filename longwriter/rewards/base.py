@@ -1,0 +1,138 @@
+"""What a reward component sees (a rollout batch), what it returns, and how it is registered.
+
+A component is a plain object with `async def score(batch) -> ComponentScores`: one reward per
+completion (NaN = unknown or not applicable, never a silent 0) plus metrics named
+"section/name/stat". Components are registered by name so that a recipe config selects them;
+a duplicate name is an error, and no discovery by subclassing happens.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Mapping, Protocol, Sequence, TypeVar
+
+import numpy as np
+
+from longwriter.data.schema import Sample
+from longwriter.judges.base import PairwiseJudge, PointwiseJudge
+
+
+@dataclass
+class RolloutBatch:
+    """Completions to score, one `Sample` per completion.
+
+    samples:      [N] the sample each completion answers (repeated across its group)
+    completions:  [N] generated texts (the full completion, tags included)
+    group_index:  [N] int, completions to the same prompt share a group id
+    training:     False for validation batches: they never move the curriculum
+    """
+
+    samples: list[Sample]
+    completions: list[str]
+    group_index: np.ndarray
+    training: bool = True
+
+    def __post_init__(self) -> None:
+        self.group_index = np.asarray(self.group_index)
+        n = len(self.completions)
+        if len(self.samples) != n or self.group_index.shape != (n,):
+            raise ValueError(
+                f"RolloutBatch needs one sample and one group id per completion: {len(self.samples)} "
+                f"samples, {n} completions, group_index shape {self.group_index.shape}"
+            )
+        if n and not np.issubdtype(self.group_index.dtype, np.integer):
+            raise ValueError(f"group_index must hold integers, got dtype {self.group_index.dtype}")
+
+    def __len__(self) -> int:
+        return len(self.completions)
+
+    @classmethod
+    def from_groups(cls, samples: Sequence[Sample], completions: Sequence[Sequence[str]],
+                    training: bool = True) -> "RolloutBatch":
+        """Build from one sample per prompt and its list of completions (group g = prompt g)."""
+        if len(samples) != len(completions):
+            raise ValueError("from_groups needs one list of completions per sample")
+        flat_samples, flat_texts, groups = [], [], []
+        for g, (sample, texts) in enumerate(zip(samples, completions)):
+            flat_samples += [sample] * len(texts)
+            flat_texts += list(texts)
+            groups += [g] * len(texts)
+        return cls(flat_samples, flat_texts, np.asarray(groups, dtype=np.int64), training)
+
+
+@dataclass
+class ComponentScores:
+    """rewards: [N] float, NaN = unknown/not applicable; metrics: {"section/name/stat": value}."""
+
+    rewards: np.ndarray
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class RewardComponent(Protocol):
+    async def score(self, batch: RolloutBatch) -> ComponentScores: ...
+
+
+@dataclass
+class BuildContext:
+    """Everything a component may need besides its own options; passed in, never global."""
+
+    prompt_template: str = "plain"
+    pairwise_judge: PairwiseJudge | None = None
+    pointwise_judge: PointwiseJudge | None = None
+    curriculum: Any = None  # longwriter.curriculum.CurriculumState
+    reward_model: Any = None  # (model, tokenizer) or a callable returning them
+
+
+ComponentFactory = Callable[[Mapping[str, Any], BuildContext], RewardComponent]
+COMPONENTS: dict[str, ComponentFactory] = {}
+F = TypeVar("F")
+
+
+def register_component(name: str) -> Callable[[F], F]:
+    """Register a component class (with a `from_config(options, ctx)` classmethod) or factory."""
+
+    def decorator(obj: F) -> F:
+        factory = getattr(obj, "from_config", obj)
+        if name in COMPONENTS:
+            raise ValueError(f"reward component '{name}' is already registered")
+        COMPONENTS[name] = factory
+        return obj
+
+    return decorator
+
+
+def get_component_factory(name: str) -> ComponentFactory:
+    if name not in COMPONENTS:
+        raise KeyError(f"unknown reward component '{name}'; available: {sorted(COMPONENTS)}")
+    return COMPONENTS[name]
+
+
+C = TypeVar("C")
+
+
+def parse_options(config_cls: type[C], options: Mapping[str, Any], component: str) -> C:
+    """Build a component's config dataclass, naming the component and valid keys on a typo."""
+    valid = {f.name for f in fields(config_cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise ValueError(f"reward component '{component}': unknown option(s) {unknown}; valid: {sorted(valid)}")
+    return config_cls(**options)
+
+
+def nanmean(values: np.ndarray | Sequence[float]) -> float:
+    """Mean over known values; NaN when none is known (without numpy's empty-slice warning)."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.size == 0 or np.all(np.isnan(array)):
+        return math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(np.nanmean(array))
+
+
+def rate(flags: Sequence[bool] | np.ndarray, total: int | None = None) -> float:
+    """Fraction of true flags (over `total` when given); NaN for an empty denominator."""
+    flags = np.asarray(flags, dtype=bool)
+    denominator = flags.size if total is None else total
+    return float(flags.sum() / denominator) if denominator else math.nan

@@ -1,0 +1,90 @@
+"""LongWriter-Zero length reward (DESIGN 3.3; Wu et al. 2025, arXiv 2506.18841).
+
+For a word count `len`, the sample's target range [L_lower, L_upper] and a cap L_max:
+    r = 1                                   if L_lower <= len <= L_upper
+    r = len / L_lower                       if len < L_lower
+    r = (L_max - len) / (L_max - L_upper)   if len > L_upper
+clipped to [0, 1]. Words are counted as LongBench-Write does (English words plus CJK characters,
+`longwriter.text.count_words`), on the answer part when the recipe's template is think/no_think.
+
+L_max is an absolute word count (the paper uses one fixed cap for every sample), default 12000:
+the largest upper bound the length-range predictor may return (DESIGN 5), so the reward reaches
+0 exactly where no target can reach. When a sample's L_upper >= L_max the decay has no room and
+any length above L_upper gets 0 (a hard cap).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from longwriter.prompting import answer_part, check_template
+from longwriter.rewards.base import BuildContext, ComponentScores, RolloutBatch, nanmean, parse_options, rate, \
+    register_component
+from longwriter.text import count_words
+
+logger = logging.getLogger(__name__)
+
+
+def length_reward(words: int, lower: int, upper: int, l_max: float) -> float:
+    """The piecewise length reward above for one response; clipped to [0, 1]."""
+    if lower <= words <= upper:
+        return 1.0
+    if words < lower:  # lower > words >= 0, so lower > 0 here
+        return max(0.0, min(1.0, words / lower))
+    if l_max <= upper:
+        return 0.0
+    return max(0.0, min(1.0, (l_max - words) / (l_max - upper)))
+
+
+@dataclass
+class LengthConfig:
+    """l_max: absolute cap in words where the over-length reward reaches 0 (see module doc)."""
+
+    l_max: float = 12000.0
+
+
+@register_component("length")
+class LengthComponent:
+    """Length reward per completion; NaN for samples without a feasible length range."""
+
+    def __init__(self, config: LengthConfig | None = None, prompt_template: str = "plain") -> None:
+        self.config = config or LengthConfig()
+        self.prompt_template = check_template(prompt_template)
+        if self.config.l_max <= 0:
+            raise ValueError(f"length: l_max must be positive, got {self.config.l_max}")
+
+    @classmethod
+    def from_config(cls, options: Mapping[str, Any], ctx: BuildContext) -> "LengthComponent":
+        return cls(parse_options(LengthConfig, options, "length"), ctx.prompt_template)
+
+    async def score(self, batch: RolloutBatch) -> ComponentScores:
+        n = len(batch)
+        rewards = np.full(n, math.nan)
+        words = np.zeros(n)
+        below = np.zeros(n, dtype=bool)
+        above = np.zeros(n, dtype=bool)
+        applicable = np.zeros(n, dtype=bool)
+        for i, (sample, completion) in enumerate(zip(batch.samples, batch.completions)):
+            words[i] = count_words(answer_part(completion, self.prompt_template))
+            length_range = sample.length_range
+            # [0, 0] marks an infeasible request (DESIGN 5); data selection drops those, but a
+            # stray one is "not applicable" rather than a reward for writing nothing.
+            if length_range is None or tuple(length_range) == (0, 0):
+                continue
+            lower, upper = length_range
+            applicable[i] = True
+            rewards[i] = length_reward(int(words[i]), lower, upper, self.config.l_max)
+            below[i], above[i] = words[i] < lower, words[i] > upper
+        metrics = {
+            "length/words/mean": nanmean(words),
+            "length/applicable_rate": rate(applicable),
+            "length/in_range_rate": rate(applicable & ~below & ~above, int(applicable.sum())),
+            "length/below_rate": rate(below, int(applicable.sum())),
+            "length/above_rate": rate(above, int(applicable.sum())),
+        }
+        return ComponentScores(rewards, metrics)

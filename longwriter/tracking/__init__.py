@@ -1,0 +1,1 @@
+"""MLflow tracking: runs, params (secrets redacted), per-step metrics, artifacts."""
