@@ -20,6 +20,9 @@ def project_root() -> Path:
 
 
 def register_resolvers() -> None:
-    """Register `${lw_root:}` once; Hydra apps and the compose API both call this."""
+    """Register `${lw_root:}` and `${lw_or:a,b}` once; Hydra apps and the compose API both call this."""
     if not OmegaConf.has_resolver("lw_root"):
         OmegaConf.register_new_resolver("lw_root", lambda: str(project_root()))
+    if not OmegaConf.has_resolver("lw_or"):
+        # First value unless it is null/empty (oc.select only falls back when the key is missing).
+        OmegaConf.register_new_resolver("lw_or", lambda value, default: default if value in (None, "") else value)

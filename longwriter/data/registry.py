@@ -11,14 +11,11 @@ duplicate ids, so a bad row fails at load time with its file and line, never dee
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from longwriter.data.schema import DataError, Sample
-
-logger = logging.getLogger(__name__)
 
 LoaderFn = Callable[[Mapping[str, Any]], list[Sample]]
 _LOADERS: dict[str, LoaderFn] = {}
@@ -50,6 +47,11 @@ def registered_loaders() -> list[str]:
     return sorted(_LOADERS)
 
 
+def is_missing(value: Any) -> bool:
+    """None, blank, or OmegaConf's "???" (a required key the user has not set)."""
+    return value is None or str(value).strip() in ("", "???")
+
+
 def resolve_path(cfg: Mapping[str, Any], key: str = "path") -> Path:
     """The existing file named by `cfg[key]`; relative paths are taken from the working directory.
 
@@ -57,11 +59,12 @@ def resolve_path(cfg: Mapping[str, Any], key: str = "path") -> Path:
     """
     value = cfg.get(key)
     fmt = cfg.get("format") or cfg.get("name")
-    if value is None or str(value).strip() == "":
+    if is_missing(value):
         raise DataError(f"data={fmt} needs a file: set data.{key}=<path to the file>")
     path = Path(str(value)).expanduser()
     if not path.is_absolute():
         path = Path.cwd() / path
+    path = path.resolve()
     if not path.is_file():
         raise DataError(
             f"data file not found: {path} (from data.{key}={value!r}; relative paths are resolved "

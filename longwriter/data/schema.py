@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from longwriter.errors import LongwriterError
 
-class DataError(ValueError):
+
+class DataError(LongwriterError, ValueError):
     """A data row or file is malformed. The message names the source, row and field."""
 
 

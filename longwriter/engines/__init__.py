@@ -12,6 +12,8 @@ from typing import Callable
 
 from omegaconf import DictConfig
 
+from longwriter.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 EngineFn = Callable[[DictConfig, Path], "float | None"]
@@ -26,10 +28,11 @@ def resolve_output_dir(cfg: DictConfig) -> Path:
     """The run's folder: `resume_from` when continuing, else Hydra's job folder."""
     if cfg.get("resume_from"):
         path = Path(str(cfg.resume_from)).expanduser().resolve()
-        if not path.is_dir():
-            raise FileNotFoundError(
-                f"resume_from={cfg.resume_from} is not a folder; pass the output folder of an earlier run "
-                f"(it holds mlflow_run.json and checkpoints/)"
+        # Hydra has already created the folder (it is the job's run dir), so look for a run inside it.
+        if not (path / "mlflow_run.json").exists():
+            raise ConfigError(
+                f"resume_from={cfg.resume_from} is not a folder of an earlier run (no mlflow_run.json); pass the "
+                f"output folder of the run to continue, e.g. outputs/train/<run_name>"
             )
         return path
     try:
@@ -44,6 +47,6 @@ def run_training(cfg: DictConfig) -> float | None:
     """Run the configured engine; returns the sweep objective (see each engine's docstring)."""
     name = str(cfg.engine.name)
     if name not in _ENGINES:
-        raise ValueError(f"engine={name!r} is unknown; choose one of {sorted(_ENGINES)}")
+        raise ConfigError(f"engine={name!r} is unknown; choose one of {sorted(_ENGINES)}")
     module = importlib.import_module(_ENGINES[name])
     return module.run(cfg, resolve_output_dir(cfg))

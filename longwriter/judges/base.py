@@ -17,11 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, Sequence, runtime_checkable
 
+from longwriter.errors import LongwriterError
+
 Message = dict[str, str]
 Verdict = Literal["first", "second", "tie"]
 
 
-class JudgeError(RuntimeError):
+class JudgeError(LongwriterError, RuntimeError):
     """A judge cannot work at all (unreachable endpoint at startup, missing key, missing model)."""
 
 
@@ -72,6 +74,15 @@ class Backend(Protocol):
     async def choose(self, messages: Sequence[Message], options: Sequence[str]) -> ChoiceResult: ...
 
     def usage(self) -> Usage: ...
+
+
+def supports_probs(backend: object) -> bool:
+    """True when `backend.choose()` reads real model probabilities (local_hf).
+
+    Backends opt in with a class attribute `provides_probs = True`; for the others (API
+    backends) `choose()` is only chat + a strict match, so judge tasks use chat + their parser.
+    """
+    return bool(getattr(backend, "provides_probs", False))
 
 
 @dataclass

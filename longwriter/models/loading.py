@@ -21,12 +21,14 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
+from longwriter.errors import LongwriterError
+
 logger = logging.getLogger(__name__)
 
 CHATML_END = "<|im_end|>"
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(LongwriterError, RuntimeError):
     """A model cannot be found or loaded; the message says how to fix it."""
 
 

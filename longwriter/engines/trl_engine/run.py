@@ -68,12 +68,10 @@ def _peft_config(cfg: DictConfig):
     )
 
 
-def _train_dataset(samples, prompt_template: str):
+def _train_dataset(samples, recipe):
     from datasets import Dataset
 
-    from longwriter.prompting import apply_prompt_template
-
-    rows = [{"prompt": apply_prompt_template(s.prompt, prompt_template), "sample_id": s.id} for s in samples]
+    rows = [{"prompt": recipe.apply_prompt(s.prompt), "sample_id": s.id} for s in samples]
     return Dataset.from_list(rows)
 
 
@@ -90,7 +88,7 @@ def _restore_curriculum(curriculum, checkpoint: str | None) -> None:
 
 def run(cfg: DictConfig, output_dir: Path) -> float | None:
     import mlflow
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, ProgressCallback
     from transformers.trainer_utils import get_last_checkpoint
 
     from longwriter.async_utils import BackgroundLoop
@@ -129,7 +127,7 @@ def run(cfg: DictConfig, output_dir: Path) -> float | None:
                 model=model_path,
                 reward_funcs=[RecipeReward(setup.recipe, samples_by_id, loop)],
                 args=args,
-                train_dataset=_train_dataset(samples, setup.prompt_template),
+                train_dataset=_train_dataset(samples, setup.recipe),
                 processing_class=tokenizer,
                 peft_config=_peft_config(cfg),
                 callbacks=[progress, CurriculumCheckpointCallback(setup.curriculum)],
@@ -137,6 +135,9 @@ def run(cfg: DictConfig, output_dir: Path) -> float | None:
                 samples_by_id=samples_by_id,
                 loop=loop,
             )
+            # Our callback prints one line per step with the time split and ETA; the stock progress
+            # callback would also dump every raw TRL log dict to the console.
+            trainer.remove_callback(ProgressCallback)
             trainer.train(resume_from_checkpoint=checkpoint)
             final_dir = output_dir / FINAL_MODEL_DIR
             trainer.save_model(str(final_dir))

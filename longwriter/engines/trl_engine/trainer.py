@@ -21,6 +21,7 @@ import torch
 from accelerate.utils import gather
 from trl import GRPOTrainer
 
+from longwriter.advantages import combine_advantages
 from longwriter.data.schema import Sample
 from longwriter.rewards import RolloutBatch
 
@@ -51,10 +52,7 @@ class RecipeReward:
         batch = RolloutBatch(samples, [completion_text(c) for c in completions],
                              np.arange(len(samples)), training=False)
         scores = self.loop.run(self.recipe.score(batch))
-        total = np.zeros(len(samples))
-        for name, values in scores.rewards.items():
-            total += self.recipe.weights[name] * np.nan_to_num(np.asarray(values, dtype=float))
-        return total.tolist()
+        return [None if np.isnan(value) else float(value) for value in scores.total]
 
 
 class LongwriterGRPOTrainer(GRPOTrainer):
@@ -100,7 +98,10 @@ class LongwriterGRPOTrainer(GRPOTrainer):
         device = self.accelerator.device
         gathered = gather(torch.tensor(local, dtype=torch.float64, device=device)).cpu().numpy()
         all_groups = np.arange(gathered.shape[0]) // num_generations
-        advantages = self.recipe.advantages({n: gathered[:, k] for k, n in enumerate(names)}, all_groups)
+        advantages = combine_advantages(
+            {n: gathered[:, k] for k, n in enumerate(names)}, self.recipe.weights, all_groups,
+            self.recipe.combine, self.recipe.eps,
+        )
 
         for name, value in scores.metrics.items():
             self._metrics[mode][name].append(float(value))

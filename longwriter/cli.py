@@ -1,0 +1,38 @@
+"""Shared behaviour of the Hydra entry points (train, evaluate, prepare)."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, Callable
+
+from longwriter.errors import LongwriterError
+
+
+def _in_multirun() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:
+        return False
+
+
+def user_errors_exit_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A LongwriterError becomes one `error: ...` line and exit code 2, not a traceback.
+
+    In a sweep (`-m`) the error is re-raised instead, so the sweeper records the trial as failed.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LongwriterError as err:
+            if _in_multirun():
+                raise
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+
+    return wrapper

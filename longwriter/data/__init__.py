@@ -1,0 +1,1 @@
+"""Data: the one sample schema, loaders, and verl parquet export/import."""

@@ -1,0 +1,185 @@
+"""Pairwise comparison reward against a curriculum reference (Writing-RL, DESIGN 3.1 and 3.2).
+
+Each completion (its answer part) is compared with `references[min(level, len - 1)]` of its
+sample, where the level comes from the curriculum state (or the sample's start_level when the
+recipe has no curriculum). Positions:
+  disadvantage: reference first, response second (harder for the policy; the paper's default)
+  advantage:    response first, reference second
+  swap:         both orders; agreement -> that outcome, disagreement -> tie (counted as
+                judge/position_disagreement). When one order is unknown, `swap_partial` decides:
+                "unknown" (default: a single order carries the position bias swap exists to
+                cancel) or "use_known". Both unknown -> unknown.
+Rewards: win / tie / loss (1.0 / 0.5 / 0.0). An unknown verdict is never silently a win or a
+loss: `unknown` = "neutral" (default: NaN, i.e. zero advantage within its group), "tie" or
+"loss", and judge/unknown_rate counts it. A sample without references gets NaN, counted in
+judge/no_reference_rate. Unlike the public Writing-RL code, an unknown is not a loss there.
+
+After the verdicts, a TRAINING batch reports wins to the curriculum (only completions with a
+known verdict; ties do not move levels); validation batches never touch it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping, Sequence
+
+import numpy as np
+
+from longwriter.judges.base import PairwiseJudge, PairwiseJudgement
+from longwriter.prompting import answer_part, check_template
+from longwriter.rewards.base import BuildContext, ComponentScores, RolloutBatch, nanmean, parse_options, rate, \
+    register_component
+from longwriter.curriculum import RULES
+
+logger = logging.getLogger(__name__)
+
+Outcome = Literal["win", "tie", "loss"]
+# Which orders each position asks the judge for: True = the response is shown first.
+POSITIONS: dict[str, tuple[bool, ...]] = {"disadvantage": (False,), "advantage": (True,), "swap": (False, True)}
+UNKNOWN_POLICIES = ("neutral", "tie", "loss")
+SWAP_PARTIAL = ("unknown", "use_known")
+
+
+def response_outcome(verdict: str | None, response_first: bool) -> Outcome | None:
+    """The judge's verdict on (first, second) as an outcome for the response; None = unknown."""
+    if verdict == "tie":
+        return "tie"
+    if verdict in ("first", "second"):
+        return "win" if (verdict == "first") == response_first else "loss"
+    return None
+
+
+def combine_orders(outcomes: Sequence[Outcome | None], swap_partial: str = "unknown") -> tuple[Outcome | None, bool]:
+    """(outcome, disagreed) from the outcomes of one or two orders (see module doc)."""
+    known = [o for o in outcomes if o is not None]
+    if len(outcomes) == 1 or not known:
+        return (known[0] if known else None), False
+    if len(known) == 1:
+        return (known[0] if swap_partial == "use_known" else None), False
+    if known[0] == known[1]:
+        return known[0], False
+    return "tie", True
+
+
+@dataclass
+class PairwiseConfig:
+    """position: disadvantage | advantage | swap; win/tie/loss: rewards; unknown: neutral | tie | loss;
+    swap_partial: unknown | use_known; curriculum_rule: any | majority | per_response."""
+
+    position: str = "disadvantage"
+    win: float = 1.0
+    tie: float = 0.5
+    loss: float = 0.0
+    unknown: str = "neutral"
+    swap_partial: str = "unknown"
+    curriculum_rule: str = "any"
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (("position", self.position, tuple(POSITIONS)),
+                                     ("unknown", self.unknown, UNKNOWN_POLICIES),
+                                     ("swap_partial", self.swap_partial, SWAP_PARTIAL),
+                                     ("curriculum_rule", self.curriculum_rule, RULES)):
+            if value not in allowed:
+                raise ValueError(f"pairwise: {name} must be one of {list(allowed)}, got '{value}'")
+
+
+@register_component("pairwise")
+class PairwiseComponent:
+    """Judge each completion against its sample's current reference; optionally move the curriculum."""
+
+    def __init__(self, judge: PairwiseJudge, config: PairwiseConfig | None = None, *,
+                 curriculum: Any = None, prompt_template: str = "plain") -> None:
+        self.judge = judge
+        self.config = config or PairwiseConfig()
+        self.curriculum = curriculum
+        self.prompt_template = check_template(prompt_template)
+
+    @classmethod
+    def from_config(cls, options: Mapping[str, Any], ctx: BuildContext) -> "PairwiseComponent":
+        if ctx.pairwise_judge is None:
+            raise ValueError("pairwise: the recipe needs a pairwise judge (build_recipe(pairwise_judge=...))")
+        config = parse_options(PairwiseConfig, options, "pairwise")
+        return cls(ctx.pairwise_judge, config, curriculum=ctx.curriculum, prompt_template=ctx.prompt_template)
+
+    def _levels(self, batch: RolloutBatch) -> list[int]:
+        """Reference index per completion: curriculum level (or start level), capped at the last."""
+        unique = list({s.id: s for s in batch.samples}.values())
+        if self.curriculum is not None:
+            by_id = dict(zip((s.id for s in unique), self.curriculum.levels(unique)))
+        else:
+            by_id = {s.id: s.start_level for s in unique}
+        return [min(by_id[s.id], max(len(s.references) - 1, 0)) for s in batch.samples]
+
+    async def _compare(self, sample, answer: str, reference: str, response_first: bool) -> PairwiseJudgement:
+        first, second = (answer, reference) if response_first else (reference, answer)
+        return await self.judge.compare(sample.user_prompt, sample.criteria, first, second)
+
+    async def _outcomes(self, batch: RolloutBatch, levels: list[int]) -> tuple[list[Outcome | None], list[bool | None]]:
+        """Outcome per completion (None = unknown or no reference) and whether the orders disagreed."""
+        orders = POSITIONS[self.config.position]
+        calls, owners = [], []
+        for i, (sample, completion) in enumerate(zip(batch.samples, batch.completions)):
+            if not sample.references:
+                continue
+            answer = answer_part(completion, self.prompt_template)
+            for response_first in orders:
+                calls.append(self._compare(sample, answer, sample.references[levels[i]], response_first))
+                owners.append((i, response_first))
+        judgements = await asyncio.gather(*calls)  # every judge call of the batch runs concurrently
+        per_completion: dict[int, list[Outcome | None]] = {}
+        for (i, response_first), judgement in zip(owners, judgements):
+            per_completion.setdefault(i, []).append(response_outcome(judgement.verdict, response_first))
+        outcomes: list[Outcome | None] = [None] * len(batch)
+        disagreed: list[bool | None] = [None] * len(batch)
+        for i, order_outcomes in per_completion.items():
+            outcomes[i], disagreed[i] = combine_orders(order_outcomes, self.config.swap_partial)
+            if len(order_outcomes) == 2 and None in order_outcomes:
+                disagreed[i] = None  # only comparisons with both orders known measure position bias
+        return outcomes, disagreed
+
+    def _reward(self, outcome: Outcome | None) -> float:
+        cfg = self.config
+        if outcome is None:
+            return {"neutral": math.nan, "tie": cfg.tie, "loss": cfg.loss}[cfg.unknown]
+        return {"win": cfg.win, "tie": cfg.tie, "loss": cfg.loss}[outcome]
+
+    async def score(self, batch: RolloutBatch) -> ComponentScores:
+        levels = self._levels(batch)
+        outcomes, disagreed = await self._outcomes(batch, levels)
+        has_ref = np.array([bool(s.references) for s in batch.samples], dtype=bool)
+        rewards = np.array([self._reward(o) if has_ref[i] else math.nan for i, o in enumerate(outcomes)])
+        metrics = self._metrics(batch, outcomes, disagreed, has_ref, levels)
+        if batch.training and self.curriculum is not None:
+            metrics["curriculum/moved"] = float(len(self._report(batch, outcomes, has_ref)))
+        return ComponentScores(rewards, metrics)
+
+    def _report(self, batch: RolloutBatch, outcomes: list[Outcome | None], has_ref: np.ndarray) -> dict[str, int]:
+        """Tell the curriculum which judged responses won (unknown verdicts are left out)."""
+        rows = [i for i, o in enumerate(outcomes) if has_ref[i] and o is not None]
+        if not rows:
+            return {}
+        samples = [batch.samples[i] for i in rows]
+        return self.curriculum.record(
+            [s.id for s in samples], batch.group_index[rows], [outcomes[i] == "win" for i in rows],
+            [len(s.references) for s in samples], rule=self.config.curriculum_rule,
+            start_levels=[s.start_level for s in samples])
+
+    def _metrics(self, batch: RolloutBatch, outcomes, disagreed, has_ref: np.ndarray, levels) -> dict[str, float]:
+        judged = int(has_ref.sum())
+        counts = {k: sum(1 for i, o in enumerate(outcomes) if has_ref[i] and o == k) for k in ("win", "tie", "loss")}
+        metrics = {f"judge/{k}_rate": (counts[k] / judged if judged else math.nan) for k in counts}
+        metrics["judge/unknown_rate"] = (judged - sum(counts.values())) / judged if judged else math.nan
+        metrics["judge/no_reference_rate"] = rate(~has_ref)
+        if self.config.position == "swap":
+            both_known = [d for d in disagreed if d is not None]
+            metrics["judge/position_disagreement"] = rate(both_known)
+        per_sample = {s.id: levels[i] for i, s in enumerate(batch.samples) if s.references}
+        metrics["curriculum/level/mean"] = nanmean(list(per_sample.values()))
+        num_levels = max((len(s.references) for s in batch.samples), default=0)
+        for level in range(num_levels):  # every level, zeros included, so the series stay continuous
+            share = sum(1 for v in per_sample.values() if v == level) / len(per_sample)
+            metrics[f"curriculum/level_hist/{level}"] = share
+        return metrics

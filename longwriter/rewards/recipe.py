@@ -1,0 +1,135 @@
+"""A reward recipe: weighted components plus a combination mode (DESIGN 3.5).
+
+Pairwise alone (Writing-RL), LongWriter-Zero (length + quality + format, mean of advantages) and
+hybrids are all configs of this one class:
+
+    {name: longwriter_zero, combine: mean_advantage, prompt_template: think,
+     components: {length: {weight: 1.0}, quality: {weight: 1.0, source: judge}, format: {weight: 1.0}}}
+
+A component config may carry `type:` to reuse a registered component under another name
+(e.g. two pairwise components with different positions); such a component's metrics are
+prefixed with its name so that they do not collide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from longwriter.advantages import COMBINERS, combine_advantages, weighted_reward_sum
+from longwriter.prompting import apply_prompt_template, check_template
+from longwriter.rewards.base import BuildContext, RewardComponent, RolloutBatch, get_component_factory, nanmean
+
+logger = logging.getLogger(__name__)
+
+_RECIPE_KEYS = {"name", "combine", "prompt_template", "components", "eps"}
+
+
+@dataclass
+class WeightedComponent:
+    """name: the key in the recipe (metrics use it); kind: the registered component type."""
+
+    name: str
+    component: RewardComponent
+    weight: float = 1.0
+    kind: str = ""
+
+
+@dataclass
+class RecipeScores:
+    """rewards: {component name: [N], NaN = unknown}; total: [N] weighted sum (NaN components
+    skipped per row, NaN when all are unknown); metrics: {"section/name/stat": value}."""
+
+    rewards: dict[str, np.ndarray]
+    total: np.ndarray
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Recipe:
+    name: str
+    components: list[WeightedComponent]
+    combine: str = "sum_reward"
+    prompt_template: str = "plain"
+    eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        check_template(self.prompt_template)
+        if self.combine not in COMBINERS:
+            raise ValueError(f"recipe '{self.name}': unknown combine mode '{self.combine}'; "
+                             f"available: {sorted(COMBINERS)}")
+        if not self.components:
+            raise ValueError(f"recipe '{self.name}' has no components")
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {c.name: c.weight for c in self.components}
+
+    def apply_prompt(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
+        """The sample's messages with this recipe's prompt template applied."""
+        return apply_prompt_template(messages, self.prompt_template)
+
+    async def score(self, batch: RolloutBatch) -> RecipeScores:
+        """Score a batch with every component concurrently (judge calls of all components overlap)."""
+        results = await asyncio.gather(*(c.component.score(batch) for c in self.components))
+        rewards: dict[str, np.ndarray] = {}
+        metrics: dict[str, float] = {}
+        for entry, result in zip(self.components, results):
+            values = np.asarray(result.rewards, dtype=np.float64)
+            if values.shape != (len(batch),):
+                raise ValueError(f"component '{entry.name}' returned shape {values.shape}, expected ({len(batch)},)")
+            rewards[entry.name] = values
+            prefix = "" if entry.kind in ("", entry.name) else f"{entry.name}/"
+            metrics.update({f"{prefix}{key}": value for key, value in result.metrics.items()})
+            metrics[f"reward/{entry.name}/mean"] = nanmean(values)
+            metrics[f"reward/{entry.name}/unknown_rate"] = float(np.isnan(values).mean()) if len(batch) else float("nan")
+        total = weighted_reward_sum(rewards, self.weights)
+        metrics["reward/total/mean"] = nanmean(total)
+        return RecipeScores(rewards, total, metrics)
+
+    def advantages(self, scores: RecipeScores, group_index: np.ndarray) -> np.ndarray:
+        """[N] advantages of a scored batch, through the project's one formula (`combine_advantages`)."""
+        return combine_advantages(scores.rewards, self.weights, group_index, self.combine, self.eps)
+
+
+def _plain(cfg: Any) -> dict[str, Any]:
+    """A plain dict from a dict or an OmegaConf DictConfig (resolved)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    if not isinstance(cfg, Mapping):
+        raise TypeError(f"reward config must be a mapping, got {type(cfg).__name__}")
+    return dict(cfg)
+
+
+def build_recipe(reward_cfg: Mapping[str, Any], *, pairwise_judge: Any = None, pointwise_judge: Any = None,
+                 curriculum: Any = None, reward_model: Any = None) -> Recipe:
+    """Build a `Recipe` from a reward config (see module doc); judges, curriculum and RM are passed in."""
+    import longwriter.rewards  # noqa: F401  (registers the built-in components)
+
+    cfg = _plain(reward_cfg)
+    name = str(cfg.get("name", "recipe"))
+    unknown = sorted(set(cfg) - _RECIPE_KEYS)
+    if unknown:
+        raise ValueError(f"reward config '{name}': unknown key(s) {unknown}; valid: {sorted(_RECIPE_KEYS)}")
+    components_cfg = cfg.get("components") or {}
+    if not isinstance(components_cfg, Mapping) or not components_cfg:
+        raise ValueError(f"reward config '{name}': 'components' must be a non-empty mapping name -> options")
+    template = check_template(str(cfg.get("prompt_template", "plain")))
+    ctx = BuildContext(template, pairwise_judge, pointwise_judge, curriculum, reward_model)
+    components = []
+    for component_name, options in components_cfg.items():
+        options = dict(options or {})
+        kind = str(options.pop("type", component_name))
+        weight = float(options.pop("weight", 1.0))
+        component = get_component_factory(kind)(options, ctx)
+        components.append(WeightedComponent(str(component_name), component, weight, kind))
+    recipe = Recipe(name, components, str(cfg.get("combine", "sum_reward")), template, float(cfg.get("eps", 1e-6)))
+    logger.info("reward recipe '%s': %s, combine=%s, template=%s", name,
+                {c.name: c.weight for c in components}, recipe.combine, template)
+    return recipe

@@ -1,0 +1,44 @@
+"""Shared fixtures: Hydra composition, per-test output folders, the shared model cache."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from longwriter.paths import CONF_DIR, project_root, register_resolvers
+
+ROOT = project_root()
+SHARED_BENCHMARKS = ROOT.parent / "shared" / "benchmarks"
+
+
+def compose(overrides: list[str] | None = None, config_name: str = "train"):
+    """The config exactly as `python -m longwriter.<config_name> <overrides>` would see it."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=overrides or [], return_hydra_config=False)
+
+
+@pytest.fixture
+def output_root(tmp_path: Path) -> Path:
+    """A fresh output folder (MLflow store, runs) for one test; the model cache stays shared."""
+    return tmp_path / "outputs"
+
+
+def run_cli(module: str, overrides: list[str], timeout: int = 900, check: bool = True, **kwargs):
+    """Run `python -m <module> <overrides>` in a subprocess, as a user would."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *overrides],
+        cwd=kwargs.pop("cwd", ROOT), env=env, capture_output=True, text=True, timeout=timeout, **kwargs,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{module} {' '.join(overrides)} failed ({proc.returncode}):\n"
+                             f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-6000:]}")
+    return proc

@@ -1,0 +1,62 @@
+"""Every config group option composes, and the CLI prints the config quickly from anywhere."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from omegaconf import OmegaConf
+
+from longwriter.paths import CONF_DIR
+
+from conftest import ROOT, compose
+
+GROUPS = ["engine", "model", "reward", "judge", "data", "data_selection", "tracking"]
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in _options(g)])
+def test_every_group_option_composes_and_resolves(group: str, option: str) -> None:
+    cfg = compose([f"{group}={option}"])
+    container = OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+    assert container[group]["name"] == option
+    assert container["paths"]["root"] == str(ROOT)
+
+
+def test_every_group_has_a_default_and_paths_are_absolute() -> None:
+    cfg = compose([])
+    for group in GROUPS:
+        assert cfg[group].name, group
+    assert cfg.tracking.tracking_uri.startswith("sqlite:////")
+
+
+HEAVY = ("torch", "transformers", "trl", "mlflow", "datasets", "verl")
+
+
+def test_cfg_job_prints_config_from_another_directory_without_heavy_imports(tmp_path) -> None:
+    """`--cfg job` must stay fast: it may not import the ML stack (time it with benchmarks/cli_startup.py)."""
+    script = (
+        "import runpy, sys\n"
+        "sys.argv = ['longwriter.train', '--cfg', 'job', 'reward=length']\n"
+        "try:\n    runpy.run_module('longwriter.train', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        f"print('HEAVY=' + ','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "engine:" in proc.stdout and "tracking:" in proc.stdout
+    assert "HEAVY=\n" in proc.stdout, proc.stdout.splitlines()[-1]
+    assert not (tmp_path / "outputs").exists()  # nothing written into the caller's directory
+
+
+def test_wrong_override_gets_one_clear_message() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "longwriter.train", "reward=does_not_exist", "--cfg", "job"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode != 0
+    assert "does_not_exist" in proc.stderr and "Available options" in proc.stderr

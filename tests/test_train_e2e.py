@@ -1,0 +1,91 @@
+"""End-to-end: the real CLI trains the tiny random model and MLflow holds the run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run_cli
+
+TINY = [
+    "model=tiny_random",
+    "engine.prompts_per_step=2",
+    "engine.num_generations=2",
+    "engine.max_completion_length=16",
+    "engine.sample_every=1",
+    "data.limit=8",
+]
+
+
+def _client(output_root: Path):
+    import mlflow
+
+    uri = f"sqlite:///{output_root}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    return mlflow.MlflowClient(uri)
+
+
+def _only_run(client):
+    experiment = client.get_experiment_by_name("longwriter")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1, [r.info.run_id for r in runs]
+    return runs[0]
+
+
+def test_two_step_train_logs_run_metrics_and_artifacts(output_root: Path) -> None:
+    run_cli("longwriter.train", [*TINY, "engine.max_steps=2", "engine.save_steps=2", f"paths.output_root={output_root}",
+                                 "run_name=e2e"])
+    client = _client(output_root)
+    run = _only_run(client)
+    assert run.info.status == "FINISHED"
+    for key in ["reward/total/mean", "reward/length/mean", "train/loss", "train/kl", "response_length/tokens/mean",
+                "timing/generation_s", "timing/reward_s", "timing/update_s", "timing/step_s"]:
+        history = client.get_metric_history(run.info.run_id, key)
+        assert [m.step for m in history] == [1, 2], key
+    assert run.data.params["engine.max_steps"] == "2"
+    assert run.data.params["model.name"] == "tiny_random"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config", "samples", "final_model_path.txt"} <= artifacts
+    samples = client.list_artifacts(run.info.run_id, "samples")
+    assert [a.path for a in samples] == ["samples/step_00001.jsonl", "samples/step_00002.jsonl"]
+    final = Path(run.data.tags["final_model_path"])
+    assert (final / "config.json").exists() and (final / "model.safetensors").exists()
+    assert final == output_root / "train" / "e2e" / "final_model"
+
+
+def test_killed_run_resumes_into_the_same_mlflow_run(output_root: Path) -> None:
+    run_dir = output_root / "train" / "killme"
+    args = [*TINY, "engine.max_steps=6", "engine.save_steps=1", f"paths.output_root={output_root}", "run_name=killme"]
+    proc = subprocess.Popen([sys.executable, "-m", "longwriter.train", *args], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and not (run_dir / "checkpoints" / "checkpoint-1").exists():
+        assert proc.poll() is None, "training exited before its first checkpoint"
+        time.sleep(0.2)
+    time.sleep(0.5)  # let the checkpoint finish writing... and then die mid-run, like a pre-empted job
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    run_id = json.loads((run_dir / "mlflow_run.json").read_text())["run_id"]
+
+    run_cli("longwriter.train", [*args, f"resume_from={run_dir}"])
+    client = _client(output_root)
+    run = _only_run(client)
+    assert run.info.run_id == run_id and run.info.status == "FINISHED"
+    steps = [m.step for m in client.get_metric_history(run_id, "train/loss")]
+    assert max(steps) == 6 and set(range(1, 7)) <= set(steps)
+    assert (run_dir / "checkpoints" / "checkpoint-6").is_dir()
+
+
+def test_resume_from_a_missing_folder_is_one_clear_error(tmp_path: Path) -> None:
+    proc = run_cli("longwriter.train", [*TINY, f"resume_from={tmp_path}/nope", f"paths.output_root={tmp_path}"],
+                   check=False)
+    assert proc.returncode == 2
+    assert "resume_from=" in proc.stderr and "is not a folder of an earlier run" in proc.stderr
+    assert "Traceback" not in proc.stderr
