@@ -157,7 +157,8 @@ class CurriculumState:
         starts = list(start_levels) if start_levels is not None else [0] * n
         group_index = np.asarray(group_index)
         if not (len(won) == len(num_refs) == len(starts) == group_index.shape[0] == n):
-            raise ValueError("record: sample_ids, group_index, won, num_refs and start_levels need one entry per response")
+            raise ValueError("record: sample_ids, group_index, won, num_refs and start_levels need "
+                             "one entry per response")
         by_group: dict[int, list[int]] = defaultdict(list)
         for i, g in enumerate(group_index.tolist()):
             by_group[g].append(i)

@@ -40,7 +40,7 @@ def needs_judge(reward_cfg: DictConfig) -> bool:
         spec = reward_cfg.components[name] or {}
         if kind in _PAIRWISE_TYPES:
             return True
-        if kind == "quality" and str(spec.get("source", "judge")) == "judge":
+        if kind == "quality" and str(spec.get("source", "auto")) in ("judge", "auto"):
             return True
     return False
 

@@ -29,7 +29,7 @@ def think(answer: str, reasoning: str = "Plan: a quiet opening, then the strange
 
 
 def test_valid_think_answer_scores_one():
-    reward, well_formed, repetition = fmt().judge(think(PROSE))
+    reward, well_formed, repetition = fmt().check(think(PROSE))
     assert (reward, well_formed) == (1.0, True)
     assert repetition == 0.0  # no word trigram of PROSE occurs twice
 
@@ -50,7 +50,7 @@ def test_valid_think_answer_scores_one():
     ],
 )
 def test_malformed_completions_score_zero(completion):
-    reward, well_formed, _ = fmt().judge(completion)
+    reward, well_formed, _ = fmt().check(completion)
     assert (reward, well_formed) == (0.0, False)
 
 
@@ -69,24 +69,24 @@ def test_cjk_repetition_uses_characters():
     # period-4 loop over 40 characters: 38 trigrams, 4 distinct
     assert repetition_rate("好好学习" * 10, n=3) == pytest.approx(1 - 4 / 38)
     assert repetition_rate("春眠不觉晓处处闻啼鸟夜来风雨声花落知多少", n=3) == 0.0
-    reward, well_formed, repetition = fmt().judge(think("好好学习" * 10))
+    reward, well_formed, repetition = fmt().check(think("好好学习" * 10))
     assert (reward, well_formed) == (0.0, True) and repetition > 0.3
 
 
 def test_repetitive_answer_gets_partial_credit_when_configured():
-    assert fmt().judge(think(LOOP))[0] == 0.0
-    assert fmt(partial_credit=0.5).judge(think(LOOP))[0] == 0.5
+    assert fmt().check(think(LOOP))[0] == 0.0
+    assert fmt(partial_credit=0.5).check(think(LOOP))[0] == 0.5
     # the threshold is a strict "greater than": 0.25 passes at 0.25, fails at 0.2
-    assert fmt(repetition_threshold=0.25).judge(think("a b c a b c"))[0] == 1.0
-    assert fmt(repetition_threshold=0.2).judge(think("a b c a b c"))[0] == 0.0
+    assert fmt(repetition_threshold=0.25).check(think("a b c a b c"))[0] == 1.0
+    assert fmt(repetition_threshold=0.2).check(think("a b c a b c"))[0] == 0.0
 
 
 def test_no_think_variant():
-    assert fmt("no_think").judge(f"<answer>{PROSE}</answer>")[:2] == (1.0, True)
-    assert fmt("no_think").judge(f"  <answer>{PROSE}</answer>\n")[:2] == (1.0, True)
-    assert fmt("no_think").judge(think(PROSE))[:2] == (0.0, False)  # reasoning is not allowed
-    assert fmt("no_think").judge(f"Here: <answer>{PROSE}</answer>")[:2] == (0.0, False)
-    assert fmt("think").judge(f"<answer>{PROSE}</answer>")[:2] == (0.0, False)
+    assert fmt("no_think").check(f"<answer>{PROSE}</answer>")[:2] == (1.0, True)
+    assert fmt("no_think").check(f"  <answer>{PROSE}</answer>\n")[:2] == (1.0, True)
+    assert fmt("no_think").check(think(PROSE))[:2] == (0.0, False)  # reasoning is not allowed
+    assert fmt("no_think").check(f"Here: <answer>{PROSE}</answer>")[:2] == (0.0, False)
+    assert fmt("think").check(f"<answer>{PROSE}</answer>")[:2] == (0.0, False)
     assert parse_format(f"<answer> {PROSE} </answer>", "no_think") == (PROSE, True)
 
 

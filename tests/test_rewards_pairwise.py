@@ -144,7 +144,8 @@ def test_reference_list_of_one_and_level_past_the_end():
 
 def test_samples_without_references_are_nan_and_counted():
     judge = ScriptedJudge()
-    result = run(component(judge), batch({"s": ["good", "bad"], "none": ["good", "bad"]}, {"none": sample("none", refs=[])}))
+    groups = {"s": ["good", "bad"], "none": ["good", "bad"]}
+    result = run(component(judge), batch(groups, {"none": sample("none", refs=[])}))
     assert len(judge.calls) == 2
     np.testing.assert_array_equal(result.rewards[:2], [1.0, 0.0])
     assert np.isnan(result.rewards[2:]).all()

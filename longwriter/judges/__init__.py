@@ -9,10 +9,11 @@ the answer.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from longwriter.judges.base import (
     Backend,
@@ -28,18 +29,37 @@ from longwriter.judges.base import (
     Verdict,
     supports_probs,
 )
-from longwriter.judges.cache import CachedBackend, JudgeCache, cache_key
-from longwriter.judges.local_hf import LocalHFBackend
-from longwriter.judges.openai_backend import OpenAIBackend, OpenAISettings
-from longwriter.judges.parsers import LengthRangePrediction
-from longwriter.judges.ratelimit import RateLimiter, TokenBucket
-from longwriter.judges.tasks import (
-    ChecklistTask,
-    LengthRangeTask,
-    PairwiseTask,
-    PointwiseTask,
-    QualityDimensionsTask,
-)
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__ below
+    from longwriter.judges.cache import CachedBackend, JudgeCache, cache_key
+    from longwriter.judges.local_hf import LocalHFBackend
+    from longwriter.judges.openai_backend import OpenAIBackend, OpenAISettings
+    from longwriter.judges.parsers import LengthRangePrediction
+    from longwriter.judges.ratelimit import RateLimiter, TokenBucket
+    from longwriter.judges.tasks import (ChecklistTask, LengthRangeTask, PairwiseTask, PointwiseTask,
+                                         QualityDimensionsTask)
+
+# Everything else is imported on first use (PEP 562), so that `import longwriter.judges.cache`
+# in a reward worker does not pay for the openai client, and nothing here imports torch.
+_LAZY = {
+    "CachedBackend": "cache", "JudgeCache": "cache", "cache_key": "cache",
+    "LocalHFBackend": "local_hf",
+    "OpenAIBackend": "openai_backend", "OpenAISettings": "openai_backend",
+    "LengthRangePrediction": "parsers",
+    "RateLimiter": "ratelimit", "TokenBucket": "ratelimit",
+    "ChecklistTask": "tasks", "LengthRangeTask": "tasks", "PairwiseTask": "tasks", "PointwiseTask": "tasks",
+    "QualityDimensionsTask": "tasks",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(f"{__name__}.{_LAZY[name]}")
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +83,8 @@ def register_backend(kind: str) -> Callable[[BackendBuilder], BackendBuilder]:
 
 @register_backend("openai")
 def _build_openai(cfg: dict, cache_dir: Path | None, loader: Callable | None) -> Backend:
+    from longwriter.judges.openai_backend import OpenAIBackend
+
     return OpenAIBackend.from_config(cfg)
 
 
@@ -76,6 +98,8 @@ def _build_local_hf(cfg: dict, cache_dir: Path | None, loader: Callable | None) 
             from longwriter.models.loading import load_model_and_tokenizer  # heavy: only when used
 
             return load_model_and_tokenizer(model_cfg, cache_dir if cache_dir is not None else ".cache")
+    from longwriter.judges.local_hf import LocalHFBackend
+
     return LocalHFBackend(loader=loader, name=str(model_cfg["name"]),
                           max_new_tokens=int(cfg.get("max_new_tokens", 256)))
 
@@ -109,6 +133,8 @@ def build_judge_backend(cfg: Any, cache_dir: str | os.PathLike | None = None, *,
         if cache_root is None:
             logger.warning("judge.cache is true but no cache_dir was given: judging without a cache")
         else:
+            from longwriter.judges.cache import CachedBackend, JudgeCache
+
             backend = CachedBackend(backend, JudgeCache(cache_root / CACHE_FILE))
     logger.info("judge backend: %r", backend)
     return backend

@@ -89,6 +89,9 @@ def _count_tokens(text: str) -> int:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like a real server
+    # Headers and body are separate small writes: with Nagle's algorithm on, the body waits for
+    # the client's delayed ACK (~40 ms a request on Linux), which is not latency we mean to simulate.
+    disable_nagle_algorithm = True
     server: "_Server"
 
     def setup(self) -> None:
@@ -147,7 +150,8 @@ class FakeOpenAIServer:
     def start(self) -> "FakeOpenAIServer":
         self._httpd = _Server(self._address, _Handler)
         self._httpd.owner = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-openai", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="fake-openai", daemon=True)
         self._thread.start()
         logger.info("fake OpenAI server on %s", self.base_url)
         return self
@@ -239,6 +243,12 @@ class FakeOpenAIServer:
             data = {"object": "list", "data": [{"id": self.model, "object": "model", "created": 0,
                                                 "owned_by": "fake"}]}
             return 200, json.dumps(data).encode(), {}
+        if path == "/_stats":  # for out-of-process use (benchmarks, demos); POST also resets
+            with self._lock:
+                stats = {"requests": len(self._requests) - 1, "max_in_flight": self.max_in_flight}
+            if method == "POST":
+                self.reset_stats()
+            return 200, json.dumps(stats).encode(), {}
         if method != "POST" or path != "/v1/chat/completions":
             return _error(404, f"no route {method} {path}")
         if body is None or not isinstance(body.get("messages"), list):

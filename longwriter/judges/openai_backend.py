@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping, Sequence
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from longwriter.judges.base import ChatResult, ChoiceResult, JudgeError, Message, Usage
 from longwriter.judges.ratelimit import LoopLocal, RateLimiter
@@ -160,7 +161,7 @@ class OpenAIBackend:
         if self.settings.temperature is not None:
             request["temperature"] = self.settings.temperature
         if self.settings.extra_body:
-            request["extra_body"] = dict(self.settings.extra_body)
+            request.update(self.settings.extra_body)
         return request
 
     async def chat(self, messages: Sequence[Message], max_tokens: int) -> ChatResult:
@@ -176,7 +177,10 @@ class OpenAIBackend:
             try:
                 async with self._limiter.slot(estimate) as slot:
                     self._usage.requests += 1
-                    response = await client.chat.completions.create(**request)
+                    # The client's generic post(), documented for custom requests: the typed
+                    # create() re-walks every message through its param transform (~0.7 ms of CPU a
+                    # request, which a wave of 16 concurrent responses pays in series on one loop).
+                    response = await client.post("/chat/completions", body=request, cast_to=ChatCompletion)
             except openai.APITimeoutError:
                 error, delay = f"timeout after {self.settings.timeout_s:g}s", self._backoff_s(attempt)
             except openai.APIConnectionError as exc:

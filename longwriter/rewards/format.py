@@ -83,7 +83,7 @@ class FormatComponent:
             config.variant = ctx.prompt_template
         return cls(config)
 
-    def judge(self, completion: str) -> tuple[float, bool, float]:
+    def check(self, completion: str) -> tuple[float, bool, float]:
         """(reward, well_formed, repetition) for one completion."""
         answer, well_formed = parse_format(completion, self.config.variant or "think")
         repetition = repetition_rate(answer, self.config.repetition_n)
@@ -94,7 +94,7 @@ class FormatComponent:
         return 1.0, True, repetition
 
     async def score(self, batch: RolloutBatch) -> ComponentScores:
-        judged = [self.judge(c) for c in batch.completions]
+        judged = [self.check(c) for c in batch.completions]
         rewards = np.array([r for r, _, _ in judged], dtype=np.float64)
         well_formed = np.array([w for _, w, _ in judged], dtype=bool)
         repetition = np.array([p for _, _, p in judged], dtype=np.float64)

@@ -22,7 +22,7 @@ import numpy as np
 
 from longwriter.advantages import COMBINERS, combine_advantages, weighted_reward_sum
 from longwriter.prompting import apply_prompt_template, check_template
-from longwriter.rewards.base import BuildContext, RewardComponent, RolloutBatch, get_component_factory, nanmean
+from longwriter.rewards.base import BuildContext, RewardComponent, RolloutBatch, get_component_factory, nanmean, rate
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class Recipe:
             prefix = "" if entry.kind in ("", entry.name) else f"{entry.name}/"
             metrics.update({f"{prefix}{key}": value for key, value in result.metrics.items()})
             metrics[f"reward/{entry.name}/mean"] = nanmean(values)
-            metrics[f"reward/{entry.name}/unknown_rate"] = float(np.isnan(values).mean()) if len(batch) else float("nan")
+            metrics[f"reward/{entry.name}/unknown_rate"] = rate(np.isnan(values))
         total = weighted_reward_sum(rewards, self.weights)
         metrics["reward/total/mean"] = nanmean(total)
         return RecipeScores(rewards, total, metrics)

@@ -8,7 +8,7 @@ import logging
 import time
 from pathlib import Path
 
-from transformers import TrainerCallback
+from transformers import ProgressCallback, TrainerCallback
 
 from longwriter.tracking.mlflow_run import log_metrics
 
@@ -116,6 +116,13 @@ class MlflowProgressCallback(TrainerCallback):
             })
         text = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n"
         mlflow.log_text(text, f"samples/step_{step:05d}.jsonl")
+
+
+class QuietProgressBar(ProgressCallback):
+    """The stock tqdm progress bar (with ETA) without printing raw log dicts."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        return
 
 
 class CurriculumCheckpointCallback(TrainerCallback):

@@ -1,6 +1,7 @@
 """`engine=trl`: a GRPO run with TRL on the project's data, rewards and advantages.
 
-Returns the sweep objective: the mean of `reward/total/mean` over the last quarter of the steps.
+Returns the sweep objective (`longwriter.tracking.objective`: by default the mean of `reward/total/mean`
+over the last quarter of the steps).
 """
 
 from __future__ import annotations
@@ -86,17 +87,23 @@ def _restore_curriculum(curriculum, checkpoint: str | None) -> None:
         logger.info("curriculum levels restored from %s", saved)
 
 
-def run(cfg: DictConfig, output_dir: Path) -> float | None:
+def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
     import mlflow
     from transformers import AutoTokenizer, ProgressCallback
     from transformers.trainer_utils import get_last_checkpoint
 
     from longwriter.async_utils import BackgroundLoop
-    from longwriter.engines.trl_engine.callbacks import CurriculumCheckpointCallback, MlflowProgressCallback
+    from longwriter.engines.trl_engine.callbacks import (
+        CurriculumCheckpointCallback,
+        MlflowProgressCallback,
+        QuietProgressBar,
+    )
     from longwriter.engines.trl_engine.trainer import LongwriterGRPOTrainer, RecipeReward
     from longwriter.models import resolve_model_path
     from longwriter.pipeline import build_reward_setup, load_training_samples
     from longwriter.tracking.mlflow_run import mlflow_run
+    from longwriter.tracking.objective import log_objective, run_objective
+    from longwriter.tracking.sweep_callback import sweep_parent_run_id
 
     output_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = None
@@ -121,7 +128,7 @@ def run(cfg: DictConfig, output_dir: Path) -> float | None:
     trainer = None
     progress = MlflowProgressCallback(lambda: trainer, cfg.engine.sample_every, cfg.engine.num_samples_logged)
     try:
-        with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), parent_run_id=cfg.get("parent_run_id")):
+        with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), parent_run_id=sweep_parent_run_id(cfg)):
             mlflow.set_tags({"engine": "trl", "reward": str(cfg.reward.name), "model": str(cfg.model.name)})
             trainer = LongwriterGRPOTrainer(
                 model=model_path,
@@ -135,9 +142,13 @@ def run(cfg: DictConfig, output_dir: Path) -> float | None:
                 samples_by_id=samples_by_id,
                 loop=loop,
             )
-            # Our callback prints one line per step with the time split and ETA; the stock progress
-            # callback would also dump every raw TRL log dict to the console.
+            # Keep the progress bar but not its dump of every raw TRL log dict: our callback prints
+            # one readable line per step (time split and ETA).
             trainer.remove_callback(ProgressCallback)
+            trainer.add_callback(QuietProgressBar)
+            if cfg.get("eval") and cfg.eval.at_start and checkpoint is None:  # the "before" of before/after
+                from longwriter.evaluation.runner import evaluate_in_training
+                evaluate_in_training(cfg, model_path, step=0, label="eval/initial", model_label=str(cfg.model.name))
             trainer.train(resume_from_checkpoint=checkpoint)
             final_dir = output_dir / FINAL_MODEL_DIR
             trainer.save_model(str(final_dir))
@@ -146,18 +157,12 @@ def run(cfg: DictConfig, output_dir: Path) -> float | None:
                 mlflow.log_artifact(str(final_dir / "curriculum.json"), "curriculum")
             mlflow.set_tag("final_model_path", str(final_dir))
             mlflow.log_text(str(final_dir) + "\n", "final_model_path.txt")
-            objective = _objective(progress.history)
-            if objective is not None:
-                mlflow.log_metric("objective", objective)
-            logger.info("final model saved to %s; objective %.4f", final_dir, objective or float("nan"))
+            if cfg.get("eval") and cfg.eval.at_end:  # evaluate the final model into this run
+                from longwriter.evaluation.runner import evaluate_in_training
+                evaluate_in_training(cfg, str(final_dir), step=trainer.state.global_step, label="eval/final")
+            objective = run_objective(mlflow.active_run().info.run_id, cfg.get("objective"))
+            log_objective(objective, cfg.get("objective"))
+            logger.info("final model saved to %s; objective %s", final_dir, objective)
             return objective
     finally:
         loop.close()
-
-
-def _objective(history: list[dict[str, float]], key: str = "reward/total/mean") -> float | None:
-    values = [h[key] for h in history if h.get(key) is not None]
-    if not values:
-        return None
-    tail = values[-max(1, len(values) // 4):]
-    return float(sum(tail) / len(tail))

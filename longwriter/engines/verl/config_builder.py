@@ -1,0 +1,192 @@
+"""Build verl's ppo_trainer config from the project's config.
+
+verl's packaged Hydra config (`verl/trainer/config/ppo_trainer.yaml` and its defaults list) stays
+the one home of every verl default: it is composed with Hydra's compose API, then only the keys
+the project decides are overridden (`verl_overrides`), then `engine.overrides` (raw verl keys).
+Overrides are merged in struct mode, so a key verl does not have is an error, not a silent no-op.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+VERL_CONFIG_MODULE = "verl.trainer.config"
+VERL_CONFIG_NAME = "ppo_trainer"
+REWARD_MANAGER = "longwriter"        # registered in reward.py
+ADV_ESTIMATOR = "longwriter"         # registered in advantage.py
+TRAINER_MODE = "longwriter_sync"     # registered in trainer.py
+CHECKPOINT_CALLBACK = "longwriter.engines.verl.trainer.CurriculumCheckpoint"
+# Estimators per `engine.algorithm`: grpo needs no critic; ppo is GAE with a critic.
+ALGORITHMS = {"grpo": (ADV_ESTIMATOR, False), "ppo": ("gae", True)}
+
+
+@dataclass(frozen=True)
+class VerlInputs:
+    """What the launcher prepared: the parquet files, the model and where the run writes."""
+
+    train_file: Path
+    val_file: Path
+    model_path: str
+    output_dir: Path
+    curriculum_path: Path | None = None
+
+
+@contextmanager
+def _own_hydra() -> Iterator[None]:
+    """Compose verl's config even inside our own Hydra app (which already holds GlobalHydra)."""
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    outer = GlobalHydra.instance().hydra if GlobalHydra.instance().is_initialized() else None
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(VERL_CONFIG_MODULE, version_base=None):
+            yield
+    finally:
+        GlobalHydra.instance().clear()
+        if outer is not None:
+            GlobalHydra.instance().initialize(outer)
+
+
+def compose_verl_defaults(group_overrides: list[str] | None = None) -> DictConfig:
+    """verl's own ppo_trainer config, exactly as `python -m verl.trainer.main_ppo` composes it."""
+    from hydra import compose
+
+    with _own_hydra():
+        return compose(VERL_CONFIG_NAME, overrides=list(group_overrides or []))
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def longwriter_settings(cfg: DictConfig, inputs: VerlInputs) -> dict[str, Any]:
+    """What the reward workers and the trainer need from our config (resolved, plain data)."""
+    curriculum = None
+    if inputs.curriculum_path is not None:
+        curriculum = {"actor": str(cfg.engine.curriculum_actor), "path": str(inputs.curriculum_path)}
+    return {
+        "reward": _plain(cfg.reward),
+        "judge": _plain(cfg.judge),
+        "cache_dir": str(cfg.paths.cache_dir),
+        "curriculum": curriculum,
+    }
+
+
+def verl_overrides(cfg: DictConfig, inputs: VerlInputs) -> dict[str, Any]:
+    """The verl keys this project sets, as a nested dict (everything else keeps verl's default)."""
+    e = cfg.engine
+    algorithm = str(e.algorithm)
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"engine.algorithm={algorithm!r}: choose one of {sorted(ALGORITHMS)}")
+    estimator, use_critic = ALGORITHMS[algorithm]
+    strategy = str(e.strategy)
+    micro = int(e.micro_batch_size_per_gpu)
+    actor: dict[str, Any] = {
+        "optim": {"lr": float(e.actor_lr), "lr_warmup_steps_ratio": float(e.lr_warmup_steps_ratio)},
+        "ppo_mini_batch_size": int(e.ppo_mini_batch_size),
+        "ppo_micro_batch_size_per_gpu": micro,
+        "use_dynamic_bsz": bool(e.use_dynamic_bsz),
+        "clip_ratio_low": float(e.clip_ratio_low),
+        "clip_ratio_high": float(e.clip_ratio_high),
+        "entropy_coeff": float(e.entropy_coeff),
+        "loss_agg_mode": str(e.loss_agg_mode),
+        "use_kl_loss": bool(e.kl.use_kl_loss),
+        "kl_loss_coef": float(e.kl.kl_loss_coef),
+        "kl_loss_type": str(e.kl.kl_loss_type),
+    }
+    critic: dict[str, Any] = {"enable": use_critic, "model": {"path": inputs.model_path}}
+    if strategy != "megatron":
+        actor["strategy"] = strategy
+        critic["strategy"] = strategy
+    if use_critic:
+        critic.update({"optim": {"lr": float(e.critic_lr)}, "ppo_micro_batch_size_per_gpu": micro})
+    val_temperature = float(e.rollout.val_temperature)
+    return {
+        "data": {
+            "train_files": str(inputs.train_file),
+            "val_files": str(inputs.val_file),
+            "train_batch_size": int(e.train_batch_size),
+            "max_prompt_length": int(e.max_prompt_length),
+            "max_response_length": int(e.max_response_length),
+            "filter_overlong_prompts": True,
+            "seed": int(cfg.seed),
+        },
+        "actor_rollout_ref": {
+            "model": {"path": inputs.model_path},
+            "actor": actor,
+            "ref": {"log_prob_micro_batch_size_per_gpu": micro},
+            "rollout": {
+                "name": str(e.rollout.name),
+                "n": int(e.rollout_n),
+                "temperature": float(e.temperature),
+                "top_p": float(e.top_p),
+                "tensor_model_parallel_size": int(e.rollout.tensor_model_parallel_size),
+                "gpu_memory_utilization": float(e.rollout.gpu_memory_utilization),
+                "log_prob_micro_batch_size_per_gpu": micro,
+                "val_kwargs": {"temperature": val_temperature, "do_sample": val_temperature > 0},
+            },
+        },
+        "critic": critic,
+        "algorithm": {
+            "adv_estimator": estimator,
+            "use_kl_in_reward": bool(e.kl.use_kl_in_reward),
+            "kl_ctrl": {"kl_coef": float(e.kl.kl_coef)},
+        },
+        "reward": {"num_workers": int(e.reward_workers), "reward_manager": {"source": "register",
+                                                                              "name": REWARD_MANAGER}},
+        "trainer": {
+            "nnodes": int(e.nnodes),
+            "n_gpus_per_node": int(e.n_gpus_per_node),
+            "total_epochs": int(e.total_epochs),
+            "total_training_steps": None if e.total_training_steps is None else int(e.total_training_steps),
+            "save_freq": int(e.save_freq),
+            "test_freq": int(e.test_freq),
+            "val_before_train": bool(e.val_before_train),
+            "logger": ["console", "mlflow"],
+            "project_name": str(cfg.tracking.experiment_name),   # verl's MLflow experiment
+            "experiment_name": str(cfg.run_name),                 # verl's MLflow run name
+            "default_local_dir": str(inputs.output_dir / "checkpoints"),
+            "checkpoint_callback_class": CHECKPOINT_CALLBACK,
+            "use_v1": True,
+            "v1": {"trainer_mode": TRAINER_MODE},
+        },
+    }
+
+
+def verl_additions(cfg: DictConfig, inputs: VerlInputs) -> dict[str, Any]:
+    """Keys verl leaves open for users (absent from its schema), so merged outside struct mode."""
+    return {
+        # verl's documented place for reward-manager kwargs (DAPO reads reward.reward_kwargs too).
+        "reward": {"reward_kwargs": {"longwriter": longwriter_settings(cfg, inputs)}},
+        # verl's MLflow logger reads these in the TaskRunner; the launcher adds MLFLOW_RUN_ID.
+        "ray_kwargs": {"ray_init": {"runtime_env": {"env_vars": {
+            "MLFLOW_TRACKING_URI": str(cfg.tracking.tracking_uri),
+        }}}},
+    }
+
+
+def build_verl_config(cfg: DictConfig, inputs: VerlInputs) -> DictConfig:
+    """verl's composed defaults <- our keys <- `engine.overrides`; verl interpolations are kept."""
+    groups = ["model_engine=megatron"] if str(cfg.engine.strategy) == "megatron" else []
+    verl_cfg = compose_verl_defaults(groups)
+    verl_cfg = OmegaConf.merge(verl_cfg, verl_overrides(cfg, inputs))
+    with open_dict(verl_cfg):
+        verl_cfg = OmegaConf.merge(verl_cfg, verl_additions(cfg, inputs))
+    for key, value in (_plain(cfg.engine.get("overrides")) or {}).items():
+        if OmegaConf.select(verl_cfg, key, default="__missing__") == "__missing__":
+            raise KeyError(f"engine.overrides: verl's config has no key '{key}'")
+        OmegaConf.update(verl_cfg, key, value, merge=True)
+    return verl_cfg
+
+
+def save_verl_config(verl_cfg: DictConfig, path: Path) -> Path:
+    """Write the config as one YAML that verl's own CLI accepts (`--config-path/--config-name`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(verl_cfg, path, resolve=False)
+    return path

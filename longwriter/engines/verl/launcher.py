@@ -1,0 +1,164 @@
+"""`engine=verl`: prepare verl's inputs from our config, then validate (dry run) or launch run_ppo.
+
+Prepared in `<output_dir>/verl/`: train.parquet and val.parquet (the recipe's prompt template
+applied; validation rows never move the curriculum), ppo_trainer.yaml (the complete verl config,
+launchable as is with `python -m verl.trainer.main_ppo --config-path <dir> --config-name ppo_trainer`)
+and validation.json. A real launch logs into this run's MLflow run: verl's MLflow logger is
+pointed at the same store and run id through the Ray runtime environment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+from omegaconf import DictConfig, open_dict
+
+from longwriter.engines.verl.config_builder import VerlInputs, build_verl_config, save_verl_config
+
+logger = logging.getLogger(__name__)
+
+VERL_DIR = "verl"
+CONFIG_FILE = "ppo_trainer.yaml"
+OBJECTIVE_KEY = "reward/total/mean"
+
+
+def _require_verl() -> None:
+    try:
+        import verl  # noqa: F401
+    except ImportError as error:
+        raise ImportError(
+            f"engine=verl needs the verl extra ({error}); install it with pip install -e '.[verl]' "
+            f"(GPU clusters: see docs/verl.md)") from None
+
+
+def _prompt_template(cfg: DictConfig) -> str:
+    return str(cfg.reward.get("prompt_template", "plain"))
+
+
+def training_samples(cfg: DictConfig):
+    """The configured data and selection; infeasible length ranges [0, 0] dropped (DESIGN 3.3)."""
+    from longwriter.pipeline import component_types, load_training_samples
+
+    samples = load_training_samples(cfg)
+    if "length" in set(component_types(cfg.reward).values()):
+        kept = [s for s in samples if s.length_range != (0, 0)]
+        if len(kept) < len(samples):
+            logger.info("verl: dropped %d sample(s) with the infeasible length range [0, 0]", len(samples) - len(kept))
+        samples = kept
+    return samples
+
+
+def export_parquet(samples, path: Path, split: str, template: str) -> Path:
+    """verl parquet with the recipe's template in the chat prompt (verl applies the chat template)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from longwriter.data.verl_parquet import to_verl_rows, verl_schema
+    from longwriter.prompting import apply_prompt_template
+
+    rows = to_verl_rows(samples, split=split)
+    for row, sample in zip(rows, samples):
+        row["prompt"] = apply_prompt_template(sample.prompt, template)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=verl_schema()), path)
+    return path
+
+
+def model_path(cfg: DictConfig, dry_run: bool) -> str:
+    """A local checkpoint folder or Hub id; a dry run does not contact the Hub (cluster nodes will)."""
+    from longwriter.models import resolve_model_path
+
+    model = cfg.model
+    if dry_run and str(model.get("source")) == "hub" and not Path(str(model.hub_id)).is_dir():
+        return str(model.hub_id)
+    return resolve_model_path(model, cfg.paths.cache_dir)
+
+
+def prepare(cfg: DictConfig, output_dir: Path, dry_run: bool) -> tuple[DictConfig, VerlInputs, list]:
+    from longwriter.pipeline import component_types
+
+    samples = training_samples(cfg)
+    val_size = min(int(cfg.engine.val_size), max(len(samples) - 1, 0))
+    val, train = samples[:val_size], samples[val_size:]
+    if not val:
+        val = train[:1]
+    verl_dir = output_dir / VERL_DIR
+    template = _prompt_template(cfg)
+    has_pairwise = "pairwise" in set(component_types(cfg.reward).values())
+    inputs = VerlInputs(
+        train_file=export_parquet(train, verl_dir / "train.parquet", "train", template),
+        val_file=export_parquet(val, verl_dir / "val.parquet", "val", template),
+        model_path=model_path(cfg, dry_run),
+        output_dir=output_dir,
+        curriculum_path=output_dir / "curriculum.sqlite" if has_pairwise else None,
+    )
+    verl_cfg = build_verl_config(cfg, inputs)
+    save_verl_config(verl_cfg, verl_dir / CONFIG_FILE)
+    return verl_cfg, inputs, train
+
+
+def run(cfg: DictConfig, output_dir: Path) -> float | None:
+    """Dispatcher entry (longwriter.engines.run_training). Returns the sweep objective, or None."""
+    from longwriter.engines.verl.validate import validate_verl
+
+    _require_verl()
+    dry_run = bool(cfg.engine.dry_run)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    verl_cfg, inputs, train = prepare(cfg, output_dir, dry_run)
+    report = validate_verl(verl_cfg, strict_data=not dry_run)
+    verl_dir = output_dir / VERL_DIR
+    (verl_dir / "validation.json").write_text(json.dumps(asdict(report), indent=1))
+    for warning in report.warnings:
+        logger.warning("verl: %s", warning)
+    report.raise_if_failed()
+    logger.info("verl config valid: %s (%s)", verl_dir / CONFIG_FILE, report.facts)
+    if dry_run:
+        print(f"verl dry run: config {verl_dir / CONFIG_FILE}, data {inputs.train_file} / {inputs.val_file}; "
+              f"validated ({report.facts})")
+        return None
+    return _launch(cfg, verl_cfg, inputs, train, output_dir)
+
+
+def run_verl(cfg: DictConfig) -> float | None:
+    """`run` with the output folder the dispatcher would choose."""
+    from longwriter.engines import resolve_output_dir
+
+    return run(cfg, resolve_output_dir(cfg))
+
+
+def _launch(cfg: DictConfig, verl_cfg: DictConfig, inputs: VerlInputs, train, output_dir: Path) -> float | None:
+    import mlflow
+    from verl.trainer.main_ppo import TaskRunnerV1, run_ppo
+    from verl.utils.device import auto_set_device
+
+    from longwriter.curriculum import CurriculumState
+    from longwriter.tracking.mlflow_run import mlflow_run
+
+    if inputs.curriculum_path is not None:  # the histogram covers every sample from step 0
+        CurriculumState(inputs.curriculum_path).register(train)
+    with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), parent_run_id=cfg.get("parent_run_id")) as run:
+        mlflow.set_tags({"engine": "verl", "reward": str(cfg.reward.name), "model": str(cfg.model.name)})
+        mlflow.log_artifact(str(output_dir / VERL_DIR / CONFIG_FILE), "verl")
+        with open_dict(verl_cfg):
+            verl_cfg.ray_kwargs.ray_init.runtime_env.env_vars.MLFLOW_RUN_ID = run.info.run_id
+        auto_set_device(verl_cfg)
+        run_ppo(verl_cfg, task_runner_class=TaskRunnerV1)
+        objective = _objective(run.info.run_id)
+        if objective is not None:
+            mlflow.log_metric("objective", objective)
+        mlflow.set_tag("final_model_path", str(verl_cfg.trainer.default_local_dir))
+        return objective
+
+
+def _objective(run_id: str) -> float | None:
+    """Mean of reward/total/mean over the last quarter of the logged steps (as the TRL engine)."""
+    from mlflow.tracking import MlflowClient
+
+    history = [m.value for m in sorted(MlflowClient().get_metric_history(run_id, OBJECTIVE_KEY), key=lambda m: m.step)]
+    if not history:
+        return None
+    tail = history[-max(1, len(history) // 4):]
+    return float(sum(tail) / len(tail))

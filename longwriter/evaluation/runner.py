@@ -1,0 +1,212 @@
+"""One evaluation: load the data, generate (or read cached) responses, score them, log to MLflow.
+
+`evaluate_model` works inside an active MLflow run, so the same function serves the standalone
+`python -m longwriter.evaluate` (its own run, `run_evaluate`) and a training run that evaluates
+its initial or final model into its own run (`evaluate_in_training`, `eval.at_start/at_end`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from longwriter.data.schema import Sample
+from longwriter.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """`cfg.eval` as typed values; the defaults live in conf/eval/default.yaml only."""
+
+    metrics: list[str]
+    checkpoint: str | None
+    data: str | None
+    limit: int | None
+    prompt_template: str
+    max_new_tokens: int
+    batch_size: int
+    temperature: float
+    top_p: float
+    seed: int
+    generation_cache: str | None
+    pairwise_position: str
+    at_start: bool
+    at_end: bool
+
+    @classmethod
+    def from_config(cls, eval_cfg: DictConfig) -> "EvalSettings":
+        plain = OmegaConf.to_container(eval_cfg, resolve=True)
+        names = {f.name for f in fields(cls)}
+        unknown, missing = sorted(set(plain) - names), sorted(names - set(plain))
+        if unknown or missing:
+            raise ConfigError(f"eval config: unknown keys {unknown}, missing keys {missing} (see conf/eval/default.yaml)")
+        settings = cls(**plain)
+        if settings.limit is not None and settings.limit < 0:
+            raise ConfigError(f"eval.limit must be >= 0 or null, got {settings.limit}")
+        return settings
+
+
+def _data_config(cfg: DictConfig, settings: EvalSettings) -> DictConfig:
+    """`data=` of this run, or the conf/data preset named by eval.data (resolved against cfg.paths)."""
+    if settings.data is None:
+        return cfg.data
+    from longwriter.paths import CONF_DIR
+
+    path = CONF_DIR / "data" / f"{settings.data}.yaml"
+    if not path.exists():
+        choices = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise ConfigError(f"eval.data={settings.data!r}: no such data preset; choose one of {choices}")
+    root = OmegaConf.create({"paths": OmegaConf.to_container(cfg.paths, resolve=True), "data": OmegaConf.load(path)})
+    return root.data
+
+
+def eval_samples(cfg: DictConfig, settings: EvalSettings) -> tuple[list[Sample], DictConfig]:
+    from longwriter.data.loaders import load_samples
+
+    data_cfg = _data_config(cfg, settings)
+    samples = load_samples(data_cfg)
+    if settings.limit is not None:
+        samples = samples[: settings.limit]
+    if not samples:
+        raise ConfigError(f"evaluation data {data_cfg.name!r} gave no samples (check data.limit / eval.limit)")
+    return samples, data_cfg
+
+
+def resolve_checkpoint(path: str) -> str:
+    """A model folder from eval.checkpoint: the folder itself, or a training run's final_model/."""
+    folder = Path(path).expanduser().resolve()
+    for candidate in (folder, folder / "final_model"):
+        if (candidate / "config.json").exists() or (candidate / "adapter_config.json").exists():
+            return str(candidate)
+    raise ConfigError(f"eval.checkpoint={path}: no model there (expected config.json or adapter_config.json in it "
+                      f"or in its final_model/)")
+
+
+async def _check_judge(backend: Any) -> None:
+    await backend.check()
+    if hasattr(backend, "aclose"):
+        await backend.aclose()
+
+
+async def _score(ctx: Any, metrics: list[str]) -> dict:
+    from longwriter.evaluation.scoring import score_all
+
+    try:
+        return await score_all(ctx, metrics)
+    finally:
+        if ctx.backend is not None and hasattr(ctx.backend, "aclose"):
+            await ctx.backend.aclose()
+
+
+def _judge_metrics(backend: Any) -> dict[str, float]:
+    usage = backend.usage()
+    return {"eval/judge/requests": usage.requests, "eval/judge/cache_hits": usage.cache_hits,
+            "eval/judge/failures": usage.failures, "eval/judge/retries": usage.retries,
+            "eval/judge/prompt_tokens": usage.prompt_tokens, "eval/judge/completion_tokens": usage.completion_tokens,
+            "eval/judge/cost_usd": usage.cost_usd}
+
+
+def evaluate_model(cfg: DictConfig, model_path: str, *, model_label: str, label: str = "eval",
+                   step: int = 0) -> dict[str, float]:
+    """Evaluate the model in `model_path` on the configured data into the active MLflow run."""
+    from tqdm.auto import tqdm
+
+    from longwriter.evaluation.generation import GenerationCache, GenerationSettings, generate_responses
+    from longwriter.evaluation.report import log_evaluation
+    from longwriter.evaluation.scoring import ScoringContext, check_metrics, needs_judge
+    from longwriter.judges import build_judge_backend, supports_probs
+    from longwriter.prompting import answer_part, check_template
+
+    started = time.perf_counter()
+    settings = EvalSettings.from_config(cfg.eval)
+    metrics = check_metrics(settings.metrics)
+    check_template(settings.prompt_template)
+    samples, data_cfg = eval_samples(cfg, settings)
+    backend = build_judge_backend(cfg.judge, cache_dir=cfg.paths.cache_dir) if needs_judge(metrics) else None
+    if backend is not None and not supports_probs(backend):  # an API judge: fail before generating
+        asyncio.run(_check_judge(backend))
+
+    cache = GenerationCache(settings.generation_cache) if settings.generation_cache else None
+    generation_settings = GenerationSettings(settings.max_new_tokens, settings.temperature, settings.top_p,
+                                             settings.prompt_template, settings.seed)
+    try:
+        generations, gen_stats = generate_responses(samples, model_path, generation_settings,
+                                                    batch_size=settings.batch_size, cache=cache,
+                                                    dtype=str(cfg.model.get("dtype", "float32")))
+    finally:
+        if cache is not None:
+            cache.close()
+    gc.collect()  # free the policy before a local judge loads
+    completions = [g.text for g in generations]
+    rows = [{"sample_id": s.id, "source": s.source, "type": s.meta.get("type"), "prompt": s.user_prompt,
+             "completion": g.text, "answer": answer_part(g.text, settings.prompt_template), "tokens": g.n_tokens,
+             "truncated": g.truncated, "cached": g.cached} for s, g in zip(samples, generations)]
+
+    judging = time.perf_counter()
+    with tqdm(total=0, desc="judging", unit="call", disable=backend is None) as bar:
+        ctx = ScoringContext(samples, completions, [r["answer"] for r in rows], rows,
+                             prompt_template=settings.prompt_template, pairwise_position=settings.pairwise_position,
+                             backend=backend, progress=bar)
+        scores = asyncio.run(_score(ctx, metrics))
+    n = len(samples)
+    scores.update({
+        "eval/n_samples": n,
+        "eval/generation/cache_hits": gen_stats["cache_hits"],
+        "eval/generation/generated": gen_stats["generated"],
+        "eval/generation/truncated_rate": sum(g.truncated for g in generations) / n,
+        "eval/response_length/tokens/mean": sum(g.n_tokens for g in generations) / n,
+        "eval/timing/generation_s": gen_stats["seconds"],
+        "eval/timing/scoring_s": time.perf_counter() - judging,
+        "eval/timing/total_s": time.perf_counter() - started,
+    })
+    if backend is not None:
+        scores.update(_judge_metrics(backend))
+    params = {"model": model_label, "model_path": model_path, "dataset": data_cfg.name,
+              "dataset_path": data_cfg.get("path") or "", "n_samples": n, "metrics": ",".join(metrics),
+              "judge": backend.identity if backend is not None else "none"}
+    return log_evaluation(rows, scores, params, label=label, step=step)
+
+
+def run_evaluate(cfg: DictConfig) -> dict[str, float]:
+    """`python -m longwriter.evaluate`: one MLflow run for one evaluation."""
+    import mlflow
+
+    from longwriter.models import resolve_model_path
+    from longwriter.tracking.mlflow_run import mlflow_run
+
+    settings = EvalSettings.from_config(cfg.eval)
+    if settings.checkpoint:
+        model_path = resolve_checkpoint(settings.checkpoint)
+        model_label = model_path
+    else:
+        model_path = resolve_model_path(cfg.model, cfg.paths.cache_dir)
+        model_label = str(cfg.model.name)
+    output_dir = _output_dir(cfg)
+    with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), tags={"kind": "evaluate"}):
+        mlflow.set_tags({"model": model_label, "dataset": str(cfg.data.name)})
+        return evaluate_model(cfg, model_path, model_label=model_label)
+
+
+def evaluate_in_training(cfg: DictConfig, model_dir: str, *, step: int, label: str,
+                         model_label: str | None = None) -> dict[str, float]:
+    """Called by a training engine inside its MLflow run (eval.at_start / eval.at_end)."""
+    logger.info("evaluating %s (%s, step %d)", model_dir, label, step)
+    return evaluate_model(cfg, str(model_dir), model_label=model_label or str(model_dir), label=label, step=step)
+
+
+def _output_dir(cfg: DictConfig) -> Path:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return Path(HydraConfig.get().runtime.output_dir)
+    except ValueError:  # composed without a Hydra app (tests, notebooks)
+        return Path(str(cfg.paths.output_root)) / "evaluate" / str(cfg.run_name)

@@ -1,0 +1,174 @@
+"""Recipes built from config dicts: LongWriter-Zero, pairwise, hybrids; prompt templates."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from longwriter.advantages import combine_advantages
+from longwriter.curriculum import CurriculumState
+from longwriter.data.schema import Sample
+from longwriter.judges.base import PairwiseJudgement, PointwiseJudgement
+from longwriter.prompting import NO_THINK_INSTRUCTION, THINK_INSTRUCTION, answer_part, apply_prompt_template
+from longwriter.rewards import RolloutBatch, build_recipe
+
+LWZ = {"name": "longwriter_zero", "combine": "mean_advantage", "prompt_template": "think",
+       "components": {"length": {"weight": 1.0, "l_max": 100},
+                      "quality": {"weight": 1.0, "source": "judge"},
+                      "format": {"weight": 1.0, "partial_credit": 0.0, "repetition_threshold": 0.3}}}
+PAIRWISE = {"name": "pairwise", "combine": "sum_reward", "prompt_template": "plain",
+            "components": {"pairwise": {"weight": 1.0, "position": "disadvantage", "win": 1.0, "tie": 0.5,
+                                        "loss": 0.0, "unknown": "neutral"}}}
+HYBRID = {"name": "hybrid", "combine": "sum_reward", "prompt_template": "think",
+          "components": {"pairwise": {"weight": 2.0, "position": "swap"},
+                         "length": {"weight": 1.0, "l_max": 100},
+                         "format": {"weight": 0.5}}}
+
+
+class LengthyJudge:
+    """Scripted double of both judge protocols: longer answers are better (score = words / 10 + 1)."""
+
+    async def compare(self, prompt, criteria, first, second):
+        a, b = len(first.split()), len(second.split())
+        return PairwiseJudgement("first" if a > b else "second" if b > a else "tie")
+
+    async def score(self, prompt, criteria, response):
+        return PointwiseJudgement(min(10.0, len(response.split()) / 10 + 1))
+
+
+def words(n, offset=0):
+    return " ".join(f"w{i + offset}" for i in range(n))
+
+
+def think(answer):
+    return f"<think>plan</think><answer>{answer}</answer>"
+
+
+def make_batch(training=True):
+    s1 = Sample(id="a", prompt=[{"role": "user", "content": "Write 40-60 words."}], length_range=(40, 60),
+                references=[words(20), words(50)])
+    s2 = Sample(id="b", prompt=[{"role": "user", "content": "Write 10-20 words."}], length_range=(10, 20),
+                references=[words(15)])
+    groups = [[think(words(50)), think(words(30)), words(45), think(words(80))],
+              [think(words(12)), think(words(40)), think("x y z " * 10), think(words(15))]]
+    return RolloutBatch.from_groups([s1, s2], groups, training=training)
+
+
+def test_longwriter_zero_recipe():
+    recipe = build_recipe(LWZ, pointwise_judge=LengthyJudge())
+    assert [c.name for c in recipe.components] == ["length", "quality", "format"]
+    assert recipe.combine == "mean_advantage" and recipe.prompt_template == "think"
+    batch = make_batch()
+    scores = asyncio.run(recipe.score(batch))
+    np.testing.assert_allclose(scores.rewards["length"], [1.0, 0.75, 1.0, 0.5, 1.0, 0.75, 0.875, 1.0])
+    np.testing.assert_allclose(scores.rewards["format"], [1, 1, 0, 1, 1, 1, 0, 1])
+    np.testing.assert_allclose(scores.rewards["quality"][:2], [5 / 9, 3 / 9])  # (words/10 + 1 - 1) / 9
+    for key in ("reward/length/mean", "reward/quality/mean", "reward/format/mean", "reward/total/mean",
+                "format/valid_rate", "format/repetition/mean", "length/words/mean", "quality/unknown_rate"):
+        assert key in scores.metrics, key
+    total = scores.rewards["length"] + scores.rewards["quality"] + scores.rewards["format"]
+    assert scores.metrics["reward/total/mean"] == pytest.approx(total.mean())
+    advantages = recipe.advantages(scores, batch.group_index)
+    np.testing.assert_allclose(advantages, combine_advantages(scores.rewards, recipe.weights, batch.group_index,
+                                                              "mean_advantage"))
+    assert advantages[2] < advantages[0]  # broken tags: no format reward
+
+
+def test_pairwise_recipe_with_curriculum(tmp_path):
+    state = CurriculumState(tmp_path / "c.sqlite")
+    recipe = build_recipe(PAIRWISE, pairwise_judge=LengthyJudge(), curriculum=state)
+    batch = make_batch()
+    scores = asyncio.run(recipe.score(batch))
+    # sample a: reference 20 words; sample b: reference 15 words. The plain template judges whole texts.
+    assert list(scores.rewards) == ["pairwise"]
+    assert scores.rewards["pairwise"][0] == 1.0 and scores.rewards["pairwise"][4] == 0.0
+    for key in ("judge/win_rate", "judge/tie_rate", "judge/loss_rate", "judge/unknown_rate",
+                "curriculum/level/mean", "curriculum/level_hist/0", "reward/pairwise/mean", "reward/total/mean"):
+        assert key in scores.metrics, key
+    assert state.snapshot() == {"a": 1, "b": 0}
+    asyncio.run(recipe.score(make_batch(training=False)))
+    assert state.snapshot() == {"a": 1, "b": 0}
+
+
+def test_hybrid_recipe():
+    recipe = build_recipe(HYBRID, pairwise_judge=LengthyJudge())
+    assert recipe.weights == {"pairwise": 2.0, "length": 1.0, "format": 0.5}
+    batch = make_batch()
+    scores = asyncio.run(recipe.score(batch))
+    assert "judge/position_disagreement" in scores.metrics and "format/valid_rate" in scores.metrics
+    # think template: the pairwise judge compares answers; 30 words beat a 20-word reference.
+    assert scores.rewards["pairwise"][1] == 1.0
+    expected_total = 2.0 * scores.rewards["pairwise"] + scores.rewards["length"] + 0.5 * scores.rewards["format"]
+    np.testing.assert_allclose(scores.total, expected_total)
+    np.testing.assert_allclose(recipe.advantages(scores, batch.group_index),
+                               combine_advantages(scores.rewards, recipe.weights, batch.group_index, "sum_reward"))
+
+
+def test_component_reused_under_another_name_and_dictconfig():
+    cfg = OmegaConf.create({"name": "two_judges", "combine": "mean_advantage",
+                            "components": {
+                                "pairwise": {"position": "disadvantage"},
+                                "pairwise_adv": {"type": "pairwise", "position": "advantage", "weight": 0.5}}})
+    recipe = build_recipe(cfg, pairwise_judge=LengthyJudge())
+    scores = asyncio.run(recipe.score(make_batch()))
+    assert "judge/win_rate" in scores.metrics and "pairwise_adv/judge/win_rate" in scores.metrics
+    assert set(scores.rewards) == {"pairwise", "pairwise_adv"}
+
+
+def test_config_errors_are_clear():
+    with pytest.raises(KeyError, match=r"unknown reward component 'lenght'.*available: \['format', 'length'"):
+        build_recipe({"components": {"lenght": {}}})
+    with pytest.raises(ValueError, match="unknown option"):
+        build_recipe({"components": {"length": {"l_maximum": 3}}})
+    with pytest.raises(ValueError, match="unknown key"):
+        build_recipe({"components": {"length": {}}, "combine_mode": "sum_reward"})
+    with pytest.raises(ValueError, match="combine mode"):
+        build_recipe({"components": {"length": {}}, "combine": "normalize_then_sum"})
+    with pytest.raises(ValueError, match="pairwise judge"):
+        build_recipe(PAIRWISE)
+    with pytest.raises(ValueError, match="components"):
+        build_recipe({"name": "empty", "components": {}})
+    with pytest.raises(ValueError, match="prompt template"):
+        build_recipe({"components": {"length": {}}, "prompt_template": "cot"})
+
+
+def test_prompt_templates():
+    messages = [{"role": "user", "content": "Write a poem."}]
+    assert apply_prompt_template(messages, "plain") == messages
+    think = apply_prompt_template(messages, "think")
+    assert think[0] == {"role": "system", "content": THINK_INSTRUCTION} and think[1:] == messages
+    assert "<think>" in THINK_INSTRUCTION and "<answer>" in THINK_INSTRUCTION
+    assert "<think>" not in NO_THINK_INSTRUCTION and "<answer>" in NO_THINK_INSTRUCTION
+    with_system = [{"role": "system", "content": "Be brief."}, *messages]
+    merged = apply_prompt_template(with_system, "no_think")
+    assert merged[0]["content"] == f"Be brief.\n\n{NO_THINK_INSTRUCTION}" and len(merged) == 2
+    assert with_system[0]["content"] == "Be brief."  # the input is not modified
+    assert answer_part("<think>a</think><answer> b </answer>", "think") == "b"
+    assert answer_part("<think>a</think><answer> b </answer>", "plain") == "<think>a</think><answer> b </answer>"
+    with pytest.raises(ValueError, match="prompt template"):
+        apply_prompt_template(messages, "cot")
+
+
+def test_nan_metrics_for_an_all_unknown_component():
+    recipe = build_recipe({"components": {"length": {}}})
+    s = Sample(id="x", prompt=[{"role": "user", "content": "Write."}])  # no length range
+    scores = asyncio.run(recipe.score(RolloutBatch([s, s], ["a", "b"], np.zeros(2, dtype=int))))
+    assert math.isnan(scores.metrics["reward/length/mean"]) and scores.metrics["reward/length/unknown_rate"] == 1.0
+    np.testing.assert_array_equal(recipe.advantages(scores, np.zeros(2, dtype=int)), [0.0, 0.0])
+
+
+def test_component_registry_and_batch_validation():
+    from longwriter.rewards import COMPONENTS, register_component
+
+    assert {"length", "quality", "format", "pairwise"} <= set(COMPONENTS)
+    with pytest.raises(ValueError, match="already registered"):
+        register_component("length")(object)
+    s = Sample(id="x", prompt=[{"role": "user", "content": "Write."}])
+    with pytest.raises(ValueError, match="one sample and one group id"):
+        RolloutBatch([s], ["a", "b"], np.zeros(2, dtype=int))
+    with pytest.raises(ValueError, match="integers"):
+        RolloutBatch([s], ["a"], np.zeros(1))

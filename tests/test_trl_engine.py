@@ -1,0 +1,100 @@
+"""The TRL engine optimises with exactly the project's advantage function."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from longwriter.advantages import combine_advantages, grpo_advantages
+from longwriter.async_utils import BackgroundLoop
+from longwriter.data.loaders import load_samples
+from longwriter.models import resolve_model_path
+from longwriter.rewards import ComponentScores, build_recipe, register_component
+
+from conftest import compose
+
+
+@register_component("test_char_mod")
+class CharModComponent:
+    """A deterministic, varied reward for tests: (characters mod 5) / 4."""
+
+    @classmethod
+    def from_config(cls, options, ctx):
+        return cls()
+
+    async def score(self, batch):
+        rewards = np.array([(len(c) % 5) / 4 for c in batch.completions], dtype=np.float64)
+        return ComponentScores(rewards, {})
+
+
+def _trl_normalize_then_sum(components: dict[str, np.ndarray], weights: dict[str, float], group: int) -> np.ndarray:
+    """What TRL's multi_objective_aggregation='normalize_then_sum' would compute (for contrast)."""
+    stacked = np.stack([components[k] for k in weights], axis=1).reshape(-1, group, len(weights))
+    z = (stacked - stacked.mean(1, keepdims=True)) / (stacked.std(1, ddof=1, keepdims=True) + 1e-4)
+    summed = (z.reshape(-1, len(weights)) * np.array(list(weights.values()))).sum(1)
+    return (summed - summed.mean()) / (summed.std(ddof=1) + 1e-4)
+
+
+@pytest.mark.parametrize("combine", ["mean_advantage", "sum_reward"])
+def test_trl_advantages_equal_the_project_function(tmp_path, combine: str) -> None:
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from trl import GRPOConfig
+
+    from longwriter.engines.trl_engine.trainer import LongwriterGRPOTrainer, RecipeReward
+
+    cfg = compose(["model=tiny_random", "data.limit=4"])
+    model_path = resolve_model_path(cfg.model, cfg.paths.cache_dir)
+    samples = load_samples(cfg.data)
+    recipe = build_recipe({
+        "name": "t", "combine": combine, "prompt_template": "think",
+        "components": {"length": {"weight": 1.0}, "format": {"weight": 0.5}, "test_char_mod": {"weight": 2.0}},
+    })
+    group = 4
+    args = GRPOConfig(
+        output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=2 * group, num_generations=group,
+        max_completion_length=24, learning_rate=1e-5, beta=0.0, report_to="none", remove_unused_columns=False,
+        scale_rewards="none", logging_steps=1, save_strategy="no", use_cpu=True, seed=0,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    loop = BackgroundLoop()
+    by_id = {s.id: s for s in samples}
+    try:
+        trainer = LongwriterGRPOTrainer(
+            model=model_path, reward_funcs=[RecipeReward(recipe, by_id, loop)], args=args,
+            train_dataset=Dataset.from_list([{"prompt": recipe.apply_prompt(s.prompt), "sample_id": s.id}
+                                             for s in samples]),
+            processing_class=tokenizer, recipe=recipe, samples_by_id=by_id, loop=loop,
+        )
+        trainer.train()
+    finally:
+        loop.close()
+    rollout = trainer.last_rollout
+    rewards = {k: np.asarray(v) for k, v in rollout["rewards"].items()}
+    groups = np.arange(len(rollout["completions"])) // group
+    expected = combine_advantages(rewards, recipe.weights, groups, combine, recipe.eps)
+    # What TRL put into the loss is the project's function, to float32 precision.
+    np.testing.assert_allclose(rollout["trl_advantages"], expected, atol=1e-5)
+    assert np.abs(expected).sum() > 0, "degenerate batch: every advantage is zero"
+    if combine == "mean_advantage":
+        by_hand = sum(recipe.weights[k] * grpo_advantages(rewards[k], groups, recipe.eps) for k in rewards)
+        np.testing.assert_allclose(expected, by_hand / sum(recipe.weights.values()), atol=1e-9)
+        assert not np.allclose(rollout["trl_advantages"], _trl_normalize_then_sum(rewards, recipe.weights, group),
+                               atol=1e-3)
+
+
+def test_weights_move_after_one_step(tmp_path) -> None:
+    """A real optimisation step changes the policy (the loop is not a no-op)."""
+    from longwriter.engines import run_training
+
+    cfg = compose(["model=tiny_random", "data.limit=4", "engine.max_steps=1", "engine.prompts_per_step=2",
+                   "engine.num_generations=4", "engine.max_completion_length=16", "engine.learning_rate=1e-2",
+                   "engine.beta=0.0", f"paths.output_root={tmp_path}", "run_name=w"])
+    from transformers import AutoModelForCausalLM
+
+    before = AutoModelForCausalLM.from_pretrained(resolve_model_path(cfg.model, cfg.paths.cache_dir)).state_dict()
+    run_training(cfg)
+    after = AutoModelForCausalLM.from_pretrained(tmp_path / "train" / "w" / "final_model").state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert len(changed) >= len(before) // 2, f"only {len(changed)} of {len(before)} tensors changed"

@@ -1,0 +1,113 @@
+"""The project's reward inside verl's reward loop, on a local Ray instance, against a local judge server.
+
+verl's RewardLoopManager starts its RewardLoopWorker actors, which resolve reward manager
+"longwriter" from verl's registry (registered in each worker by the verl.plugins entry point),
+build the recipe with an OpenAI-compatible judge pointed at FakeOpenAIServer on 127.0.0.1, and
+score every response concurrently. The curriculum lives in the named Ray actor.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from verl_support import HYBRID_RECIPE, judge_reply, project_cfg, require_verl, rollout_batch, think
+
+require_verl()
+pytestmark = [pytest.mark.verl, pytest.mark.timeout(600)]
+
+LATENCY = 0.4
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    import ray
+
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, namespace="longwriter-tests")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def reward_loop(ray_local, tmp_path_factory):
+    """(RewardLoopManager, verl config, train rows, val rows, curriculum actor, judge server)."""
+    import pyarrow.parquet as pq
+    from omegaconf import open_dict
+    from verl.experimental.reward_loop.reward_loop import RewardLoopManager
+
+    from longwriter.curriculum import CurriculumState
+    from longwriter.engines.verl.curriculum_actor import get_or_create
+    from longwriter.engines.verl.launcher import prepare
+    from longwriter.judges.fake_server import FakeOpenAIServer
+
+    tmp = tmp_path_factory.mktemp("verl_reward")
+    server = FakeOpenAIServer(default_reply=judge_reply, latency=LATENCY).start()
+    cfg = project_cfg(tmp, ["model=tiny_random", "judge=openai", f"judge.base_url={server.base_url}",
+                            "judge.model=fake-judge", "judge.api_key_required=false", "judge.cache=false",
+                            "engine.reward_workers=2", "engine.val_size=2", "engine.curriculum_actor=lw_test_curr"],
+                      reward=HYBRID_RECIPE)
+    verl_cfg, inputs, train = prepare(cfg, tmp / "run", dry_run=True)
+    CurriculumState(inputs.curriculum_path).register(train)
+    actor = get_or_create("lw_test_curr", str(inputs.curriculum_path))
+    with open_dict(verl_cfg):
+        verl_cfg.trainer.n_gpus_per_node = 1
+    manager = RewardLoopManager(verl_cfg)
+    train_rows = pq.read_table(inputs.train_file).to_pylist()
+    val_rows = pq.read_table(inputs.val_file).to_pylist()
+    yield manager, verl_cfg, train_rows, val_rows, actor, server
+    server.stop()
+
+
+def _tokenizer(verl_cfg):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(verl_cfg.actor_rollout_ref.model.path))
+
+
+def test_reward_loop_scores_every_component_concurrently(reward_loop) -> None:
+    import ray
+
+    manager, verl_cfg, train_rows, _, actor, server = reward_loop
+    rows = [train_rows[0]] * 3 + [train_rows[1]] * 3
+    texts = [think(t) for t in ("WIN " + "word " * 40, "plain answer " * 10, "GARBLE " * 5,
+                                "another plain one", "WIN WIN " + "text " * 30, "short")]
+    uids = ["u0"] * 3 + ["u1"] * 3
+    server.reset_stats()
+    start = time.monotonic()
+    out = manager.compute_rm_score(rollout_batch(_tokenizer(verl_cfg), rows, texts, uids))
+    elapsed = time.monotonic() - start
+
+    pairwise = np.asarray(out.non_tensor_batch["pairwise"], dtype=float)
+    np.testing.assert_array_equal(pairwise[[0, 1, 3, 4, 5]], [1.0, 0.0, 0.0, 1.0, 0.0])
+    assert np.isnan(pairwise[2]), "an unparsable verdict is unknown (NaN), never a loss"
+    for name in ("length", "format", "score", "judge/unknown_rate"):
+        assert name in out.meta_info["reward_extra_keys"]
+    # rm_scores: the recipe's weighted total on the last response token
+    scores = out.batch["rm_scores"].sum(dim=1).numpy()
+    np.testing.assert_allclose(scores[[0, 1]], np.asarray(out.non_tensor_batch["score"], dtype=float)[[0, 1]])
+    # judge calls overlapped: 6 calls of LATENCY seconds on 2 workers took far less than 6 * LATENCY
+    assert server.max_in_flight >= 3
+    assert elapsed < 6 * LATENCY
+    # training verdicts are staged, one group per uid; the commit moves u0's and u1's samples up once
+    ids = [r["reward_model"]["ground_truth"]["id"] for r in (train_rows[0], train_rows[1])]
+    before = ray.get(actor.snapshot.remote())
+    result = ray.get(actor.commit.remote())
+    after = ray.get(actor.snapshot.remote())
+    assert result["moved"] == 2
+    assert [after[i] - before[i] for i in ids] == [1, 1]
+
+
+def test_validation_rollouts_never_move_the_curriculum(reward_loop) -> None:
+    import ray
+
+    manager, verl_cfg, _, val_rows, actor, _ = reward_loop
+    ray.get(actor.commit.remote())
+    before = ray.get(actor.snapshot.remote())
+    out = manager.compute_rm_score(rollout_batch(_tokenizer(verl_cfg), [val_rows[0]] * 2,
+                                                 [think("WIN " * 20), think("WIN again")], ["v0", "v0"]))
+    assert list(np.asarray(out.non_tensor_batch["pairwise"], dtype=float)) == [1.0, 1.0]
+    assert ray.get(actor.commit.remote())["moved"] == 0
+    assert ray.get(actor.snapshot.remote()) == before
