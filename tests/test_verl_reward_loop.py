@@ -57,6 +57,8 @@ def reward_loop(ray_local, tmp_path_factory):
     manager = RewardLoopManager(verl_cfg)
     train_rows = pq.read_table(inputs.train_file).to_pylist()
     val_rows = pq.read_table(inputs.val_file).to_pylist()
+    # warm-up (validation rows: nothing staged): the workers finish starting (imports, recipe)
+    manager.compute_rm_score(rollout_batch(_tokenizer(verl_cfg), [val_rows[0]] * 2, [think("x")] * 2, ["w", "w"]))
     yield manager, verl_cfg, train_rows, val_rows, actor, server
     server.stop()
 

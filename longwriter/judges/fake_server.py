@@ -5,7 +5,8 @@ usual response JSON (id, choices[0].message.content, usage) and `GET /v1/models`
 scripted: a default reply (text, or a callable of the request JSON), a queue of one-shot
 behaviours (`Reply`, `Error` such as 429 + Retry-After or 500, `Delay`, `Raw` malformed bodies)
 and a fixed latency. Every request is recorded (headers, body) and the peak number of requests
-in flight is tracked, so tests can assert what the client really sent and how many at once.
+in flight is tracked, so tests can assert what the client really sent and how many at once
+(`GET /_stats` reports the counts to other processes; `POST /_stats` also resets them).
 
     with FakeOpenAIServer(default_reply="[[A]]", latency=0.2) as server:
         ...  # point a judge at server.base_url

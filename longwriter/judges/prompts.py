@@ -75,15 +75,15 @@ PAIRWISE_V1 = register(Template(
 {second}
 [End of Response B]
 
-Judge only by the criteria above. The order in which the responses are shown, their length on its
-own and the labels "A" and "B" must not influence your decision.""",
-    api_ending="""First compare the two responses briefly (at most 150 words). Then give your verdict on the
-last line, exactly one of:
+Judge only by the criteria above.
+The order in which the responses are shown, their length alone and the labels "A" and "B" must not influence you.""",
+    api_ending="""First compare the two responses briefly (at most 150 words).
+Then give your verdict on the last line, exactly one of:
 Verdict: [[A]]   (Response A is better)
 Verdict: [[B]]   (Response B is better)
 Verdict: [[C]]   (they are equally good)""",
-    probs_ending="""Answer with your verdict only: [[A]] if Response A is better, [[B]] if Response B is better,
-[[C]] if they are equally good.""",
+    probs_ending="""Answer with your verdict only:
+[[A]] if Response A is better, [[B]] if Response B is better, [[C]] if they are equally good.""",
     prefill="Verdict: [[",
 ))
 
@@ -102,8 +102,8 @@ POINTWISE_V1 = register(Template(
 [End of Response]
 
 Judge only by the criteria above; do not reward length on its own.""",
-    api_ending="""First assess the response briefly (at most 150 words). Then give the score on the last line
-as an integer from 1 to 10 in exactly this form:
+    api_ending="""First assess the response briefly (at most 150 words).
+Then give the score on the last line, as an integer from 1 to 10, in exactly this form:
 Score: N""",
     probs_ending="Answer with the score only, as an integer from 1 to 10, in the form: Score: N",
     prefill="Score: ",
@@ -113,8 +113,8 @@ QUALITY_DIMENSIONS = ("relevance", "accuracy", "coherence", "clarity", "breadth_
 
 QUALITY_V1 = register(Template(
     id="quality_v1",
-    user="""Evaluate the response to the writing request below on six dimensions, each scored from
-1 (very poor) to 5 (excellent):
+    user="""Evaluate the response to the writing request below on six dimensions.
+Score each from 1 (very poor) to 5 (excellent):
 - relevance: addresses the request and its requirements;
 - accuracy: facts and reasoning are correct, nothing invented;
 - coherence: logically organised, consistent from beginning to end;
@@ -136,8 +136,8 @@ QUALITY_V1 = register(Template(
 
 CHECKLIST_V1 = register(Template(
     id="checklist_v1",
-    user="""Score the response to the writing request below against ONE criterion only, on a scale from
-1 (fails the criterion) to 10 (fully meets it).
+    user="""Score the response to the writing request below against ONE criterion only.
+Use a scale from 1 (fails the criterion) to 10 (fully meets it).
 
 [Writing request]
 {prompt}
@@ -162,14 +162,14 @@ LENGTH_RANGE_V1 = register(Template(
 Rules:
 1. Reply with one JSON object and nothing else: {{"range": [lo, hi]}}, lo and hi in words.
 2. lo and hi are integers and multiples of 100, 0 <= lo <= hi <= 12000, and hi - lo <= 3000.
-3. If the request states an explicit length (e.g. "about 2000 words", "3 pages"), centre the range on it
-   with a margin of 10% on each side, rounded to multiples of 100 (2000 words -> [1800, 2200]).
+3. If the request states an explicit length (e.g. "about 2000 words"), centre the range on it.
+   Allow 10% on each side, rounded to multiples of 100: 2000 words -> [1800, 2200].
    If it states a range, use that range (within the rules).
-4. Otherwise estimate from the kind of text requested (a short poem, an email, an essay, a report, a
-   novel chapter ...) and its scope.
+4. Otherwise estimate from the kind of text requested and its scope.
+   For example: a short poem, an email, an essay, a report, a novel chapter.
 5. For Chinese, Japanese or Korean text, count each character as one word.
-6. If no suitable response fits the rules (it would need more than 12000 words, or the request cannot be
-   answered with a piece of writing), reply {{"range": [0, 0]}}.
+6. If no suitable response fits the rules, reply {{"range": [0, 0]}}.
+   This is the case when it would need more than 12000 words, or when no piece of writing can answer it.
 
 [Writing request]
 {prompt}""",

@@ -32,6 +32,7 @@ from longwriter.judges.parsers import (
 from longwriter.judges.prompts import QUALITY_DIMENSIONS, format_criteria, get_template
 
 SCORE_OPTIONS = tuple(str(i) for i in range(1, 11))
+DEFAULT_MAX_TOKENS = 1024
 
 
 def prompt_text(prompt: str | Sequence[Message]) -> str:
@@ -51,10 +52,16 @@ class _Task:
 
     template_id: str
 
-    def __init__(self, backend: Backend, template_id: str | None = None, max_tokens: int = 512):
+    def __init__(self, backend: Backend, template_id: str | None = None, max_tokens: int | None = None):
         self.backend = backend
         self.template = get_template(template_id or self.template_id)
-        self.max_tokens = max_tokens
+        self._max_tokens = max_tokens
+
+    @property
+    def max_tokens(self) -> int:
+        """Completion budget of a chat call: the task's own, else the judge config's cap
+        (judge.max_tokens / judge.max_new_tokens), so a reasoning judge only needs a config change."""
+        return self._max_tokens or getattr(self.backend, "max_tokens_cap", None) or DEFAULT_MAX_TOKENS
 
     @property
     def uses_probs(self) -> bool:
@@ -73,8 +80,8 @@ class _Task:
 class PairwiseTask(_Task):
     """Writing-RL pairwise comparison: Response A = `first`, B = `second`; [[C]] = tie.
 
-    Probability path: the verdict is the argmax of P(A), P(B), P(C) after "Verdict: [[" (an exact
-    three-way tie is unknown). Chat path: the last explicit marker (parsers.parse_verdict).
+    Probability path: the verdict is the argmax of P(A), P(B), P(C) after "Verdict: [[" (no unique
+    maximum: unknown). Chat path: the last explicit marker (parsers.parse_verdict).
     """
 
     template_id = "pairwise_v1"
@@ -146,8 +153,8 @@ class QualityDimensionsTask(_Task):
     template_id = "quality_v1"
     dimensions = QUALITY_DIMENSIONS
 
-    async def score(self, prompt: str | Sequence[Message], criteria: Sequence[str] = (),
-                    response: str = "") -> PointwiseJudgement:
+    async def score(self, prompt: str | Sequence[Message], criteria: Sequence[str],
+                    response: str) -> PointwiseJudgement:
         fields = dict(prompt=prompt_text(prompt), response=response)
         raw, cached, error = "", False, None
         if self.uses_probs:
@@ -214,9 +221,6 @@ class LengthRangeTask(_Task):
     """
 
     template_id = "length_range_v1"
-
-    def __init__(self, backend: Backend, template_id: str | None = None, max_tokens: int = 256):
-        super().__init__(backend, template_id, max_tokens)
 
     async def predict(self, prompt: str | Sequence[Message]) -> LengthRangePrediction:
         result = await self.backend.chat(self.messages(False, prompt=prompt_text(prompt)), self.max_tokens)

@@ -32,7 +32,14 @@ _RENAME = {
     "completions/clipped_ratio": "response_length/clip_ratio",
     "frac_reward_zero_std": "advantage/zero_std_group_frac",
 }
-_DROP_PREFIXES = ("reward", "rewards/", "completions/")
+_DROP_PREFIXES = ("reward", "rewards/", "completions/", "step_time")
+# Shown in the per-step progress line when the recipe produces them.
+_PROGRESS_EXTRAS = [
+    ("length/words/mean", "words", ".0f"),
+    ("judge/win_rate", "win", ".2f"),
+    ("curriculum/level/mean", "level", ".2f"),
+    ("format/valid_rate", "format", ".2f"),
+]
 
 
 def rename_trl_metrics(logs: dict[str, float]) -> dict[str, float]:
@@ -90,11 +97,13 @@ class MlflowProgressCallback(TrainerCallback):
         done = state.global_step - self._first_step
         elapsed = time.perf_counter() - self._train_start
         eta = elapsed / max(done, 1) * (state.max_steps - state.global_step)
+        extras = "".join(
+            f" | {label} {metrics[key]:{fmt}}" for key, label, fmt in _PROGRESS_EXTRAS if metrics.get(key) is not None
+        )
         logger.info(
-            "step %d/%d | reward %.3f | length %.0f words | gen %.1fs reward %.1fs update %.1fs | ETA %s",
-            state.global_step, state.max_steps, metrics.get("reward/total/mean", float("nan")),
-            metrics.get("length/words/mean", float("nan")), gen, reward, metrics["timing/update_s"],
-            time.strftime("%M:%S", time.gmtime(eta)),
+            "step %d/%d | reward %.3f%s | gen %.1fs reward %.1fs update %.1fs | ETA %s",
+            state.global_step, state.max_steps, metrics.get("reward/total/mean", float("nan")), extras,
+            gen, reward, metrics["timing/update_s"], time.strftime("%H:%M:%S", time.gmtime(eta)),
         )
 
     def _log_samples(self, step: int) -> None:

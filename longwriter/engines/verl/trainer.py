@@ -73,7 +73,7 @@ class LongWriterSyncTrainer(PPOTrainerSync):
     # 1. components -> estimator
     def _compute_advantage(self, batch, metrics: dict):
         fetched = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
-        infos = [f.get("reward_extra_info") if isinstance(f, dict) else None for f in fetched["extra_fields"].tolist()]
+        infos = [f.get("reward_extra_info") if isinstance(f, dict) else None for f in fetched.pop("extra_fields").tolist()]
         inputs = AdvantageInputs.from_extra_infos(infos, self.recipe_cfg)
         metrics.update(component_metrics(inputs))
         with provide(inputs):
