@@ -200,6 +200,25 @@ def test_generation_cache_key_changes_with_the_model_files_and_settings(tmp_path
     assert model_identity(str(tmp_path)) != first
 
 
+def test_a_lora_adapter_folder_is_merged_and_a_run_folder_means_its_final_model(tmp_path: Path) -> None:
+    """Trained with engine.lora.enabled, final_model/ holds an adapter (no tokenizer inside)."""
+    from peft import LoraConfig, get_peft_model
+
+    from longwriter.evaluation.generation import generate_responses, load_for_generation
+    from longwriter.evaluation.runner import resolve_checkpoint
+    from longwriter.models import resolve_model_path
+
+    base = resolve_model_path(compose(["model=tiny_random"]).model, ROOT / ".cache")
+    model, _ = load_for_generation(base)
+    adapter = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM"))
+    adapter.save_pretrained(tmp_path / "run" / "final_model")
+    folder = resolve_checkpoint(str(tmp_path / "run"))
+    assert folder == str(tmp_path / "run" / "final_model")
+    settings = GenerationSettings(4, 0.0, 1.0, "plain", 0)
+    generations, stats = generate_responses([_sample(0), _sample(1)], folder, settings, batch_size=2)
+    assert stats["generated"] == 2 and all(g.n_tokens <= 4 for g in generations)
+
+
 def test_evaluate_config_composes_and_train_shares_the_eval_group() -> None:
     cfg = compose([], config_name="evaluate")
     train = compose([])

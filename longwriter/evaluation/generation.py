@@ -144,7 +144,8 @@ def _generate_batch(model: Any, tokenizer: Any, prompts: list[str], settings: Ge
     for row in new.tolist():
         end = next((i for i, token in enumerate(row) if token in stops), None)
         tokens = row if end is None else row[:end]
-        results.append(Generation(tokenizer.decode(tokens, skip_special_tokens=True), len(tokens), end is None))
+        text = tokenizer.decode(tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        results.append(Generation(text, len(tokens), end is None))
     return results
 
 

@@ -8,6 +8,7 @@ Overrides are merged in struct mode, so a key verl does not have is an error, no
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,18 @@ def _plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
+def per_worker_judge(judge: dict[str, Any], workers: int) -> dict[str, Any]:
+    """Each reward worker runs its own judge client: split the client-side limits between them."""
+    judge = dict(judge)
+    if workers > 1:
+        if judge.get("concurrency"):
+            judge["concurrency"] = max(1, math.ceil(int(judge["concurrency"]) / workers))
+        for key in ("rpm", "tpm"):
+            if judge.get(key):
+                judge[key] = float(judge[key]) / workers
+    return judge
+
+
 def longwriter_settings(cfg: DictConfig, inputs: VerlInputs) -> dict[str, Any]:
     """What the reward workers and the trainer need from our config (resolved, plain data)."""
     curriculum = None
@@ -72,7 +85,7 @@ def longwriter_settings(cfg: DictConfig, inputs: VerlInputs) -> dict[str, Any]:
         curriculum = {"actor": str(cfg.engine.curriculum_actor), "path": str(inputs.curriculum_path)}
     return {
         "reward": _plain(cfg.reward),
-        "judge": _plain(cfg.judge),
+        "judge": per_worker_judge(_plain(cfg.judge), int(cfg.engine.reward_workers)),
         "cache_dir": str(cfg.paths.cache_dir),
         "curriculum": curriculum,
     }

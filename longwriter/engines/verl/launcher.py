@@ -77,6 +77,16 @@ def model_path(cfg: DictConfig, dry_run: bool) -> str:
     return resolve_model_path(model, cfg.paths.cache_dir)
 
 
+def stand_in_model(cfg: DictConfig) -> str:
+    """The offline tiny model (conf/model/tiny_random.yaml), for validating a Hub model's config offline."""
+    from omegaconf import OmegaConf
+
+    from longwriter.models import resolve_model_path
+    from longwriter.paths import CONF_DIR
+
+    return resolve_model_path(OmegaConf.load(CONF_DIR / "model" / "tiny_random.yaml"), cfg.paths.cache_dir)
+
+
 def prepare(cfg: DictConfig, output_dir: Path, dry_run: bool) -> tuple[DictConfig, VerlInputs, list]:
     from longwriter.pipeline import component_types
 
@@ -108,7 +118,7 @@ def run(cfg: DictConfig, output_dir: Path) -> float | None:
     dry_run = bool(cfg.engine.dry_run)
     output_dir.mkdir(parents=True, exist_ok=True)
     verl_cfg, inputs, train = prepare(cfg, output_dir, dry_run)
-    report = validate_verl(verl_cfg, strict_data=not dry_run)
+    report = validate_verl(verl_cfg, strict_data=not dry_run, stand_in_model=stand_in_model(cfg) if dry_run else None)
     verl_dir = output_dir / VERL_DIR
     (verl_dir / "validation.json").write_text(json.dumps(asdict(report), indent=1))
     for warning in report.warnings:

@@ -44,12 +44,41 @@ def plugin_entry_point_installed() -> bool:
     return any(ep.value.split(":")[0] == PLUGIN_MODULE for ep in entry_points(group="verl.plugins"))
 
 
-def run_verl_validate_config(verl_cfg: DictConfig) -> None:
-    """verl's validate_config on a copy (verl resolves and may touch the config)."""
+MODEL_PATH_KEYS = ("actor_rollout_ref.model.path", "critic.model.path")
+
+
+def locally_available(model_path: str) -> bool:
+    """A checkpoint folder, or a Hub id whose config is already in the local HF cache."""
+    if Path(model_path).expanduser().is_dir():
+        return True
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(model_path, local_files_only=True)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def run_verl_validate_config(verl_cfg: DictConfig, report: ValidationReport, stand_in_model: str | None = None) -> None:
+    """verl's validate_config on a copy (verl resolves and may touch the config).
+
+    verl's model dataclasses read the model's HF config. A Hub model that is not cached here (a
+    dry run offline) is replaced in the copy by `stand_in_model`: every batch-size, parallelism and
+    dataclass check still runs; only the architecture-specific ones see the stand-in (a warning)."""
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import validate_config
 
     copy = OmegaConf.create(OmegaConf.to_container(verl_cfg, resolve=False))
+    for key in MODEL_PATH_KEYS if need_critic(copy) else MODEL_PATH_KEYS[:1]:
+        path = str(OmegaConf.select(copy, key))
+        if not locally_available(path):
+            if stand_in_model is None:
+                report.errors.append(f"{key}={path}: not a local checkpoint nor in the local HF cache")
+                return
+            OmegaConf.update(copy, key, stand_in_model)
+            report.warnings.append(f"{key}={path} is not available here: verl's checks ran with the stand-in "
+                                   f"{stand_in_model} (architecture-specific checks happen on the cluster)")
     validate_config(config=copy, use_reference_policy=need_reference_policy(copy), use_critic=need_critic(copy))
 
 
@@ -119,11 +148,12 @@ def check_parquet(path: Path, split: str, report: ValidationReport) -> int:
     return len(samples)
 
 
-def validate_verl(verl_cfg: DictConfig, *, strict_data: bool = True) -> ValidationReport:
+def validate_verl(verl_cfg: DictConfig, *, strict_data: bool = True,
+                  stand_in_model: str | None = None) -> ValidationReport:
     """All checks; errors are collected (not raised) so a dry run can report every problem at once."""
     report = ValidationReport()
     try:
-        run_verl_validate_config(verl_cfg)
+        run_verl_validate_config(verl_cfg, report, stand_in_model)
     except Exception as error:  # noqa: BLE001 - verl raises AssertionError, ValueError, Hydra errors
         report.errors.append(f"verl validate_config: {type(error).__name__}: {error}")
     _check_registrations(verl_cfg, report)

@@ -1,0 +1,121 @@
+"""The documented UI command (`bash scripts/mlflow_ui.sh`) serves the project's store, and a real
+headless browser (Debian's chromium) shows the sweep's parent run, its child runs and their metrics.
+
+chromium exits 0 even when the page failed to render, so every check is on the rendered text.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from sweep_store import STUDY, sweep_store, tracking_uri
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("chromium") is None,
+                       reason="chromium is not installed (bash .ci/install-system-deps.sh installs it)"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory):
+    """(base URL, MLflow client) of the UI started by the documented script on a fresh store."""
+    import mlflow
+
+    root = sweep_store(tmp_path_factory)
+    port = _free_port()
+    env = {**os.environ, "PORT": str(port), "MLFLOW_STORE": tracking_uri(root),
+           # Background job workers are for GenAI features; without them the server is up in half the time.
+           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log = (root / "mlflow_ui.log").open("w")
+    server = subprocess.Popen(["bash", str(ROOT / "scripts" / "mlflow_ui.sh")], env=env, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            assert server.poll() is None, (root / "mlflow_ui.log").read_text()
+            try:
+                if urllib.request.urlopen(f"{base}/health", timeout=2).read() == b"OK":
+                    break
+            except OSError:
+                assert time.time() < deadline, "the MLflow UI did not come up in 90 s"
+                time.sleep(0.25)
+        yield base, mlflow.MlflowClient(tracking_uri(root))
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the script execs mlflow, whose workers share its group
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
+
+
+def rendered_text(url: str, tmp_path: Path) -> str:
+    """The page's visible text after the app has rendered (the virtual time budget lets it fetch)."""
+    proc = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=15000", "--dump-dom", url],
+        capture_output=True, text=True, timeout=120,
+    )
+    dom = re.sub(r"<(script|style)\b.*?</\1>", " ", proc.stdout, flags=re.S)
+    text = html.unescape(re.sub(r"<[^>]+>", " ", dom))
+    return re.sub(r"\s+", " ", text)
+
+
+def _sweep(client):
+    experiment = client.get_experiment_by_name("longwriter")
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if r.info.run_name == STUDY]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 2
+    return experiment.experiment_id, parent, children
+
+
+def test_runs_table_lists_the_sweep_and_its_trials(ui, tmp_path: Path) -> None:
+    base, client = ui
+    experiment_id, parent, children = _sweep(client)
+    nested = rendered_text(f"{base}/#/experiments/{experiment_id}/runs", tmp_path)
+    assert STUDY in nested and "3 matching runs" in nested, nested[:2000]
+    # Sorted by name, the table lists child runs flat instead of folded under their parent.
+    flat = rendered_text(f"{base}/#/experiments/{experiment_id}/runs?orderByKey=attributes.run_name&orderByAsc=true",
+                         tmp_path)
+    for run in [parent, *children]:
+        assert run.info.run_name in flat, run.info.run_name
+    charts = rendered_text(f"{base}/#/experiments/{experiment_id}/runs?orderByKey=attributes.run_name"
+                           f"&orderByAsc=true&compareRunsMode=CHART", tmp_path)
+    for section in ["reward/total", "reward/pairwise", "reward/length", "curriculum/level", "train"]:
+        assert f" {section} " in charts, section
+
+
+def test_run_pages_show_parent_children_and_metrics(ui, tmp_path: Path) -> None:
+    base, client = ui
+    experiment_id, parent, children = _sweep(client)
+    page = rendered_text(f"{base}/#/experiments/{experiment_id}/runs/{parent.info.run_id}", tmp_path)
+    assert "Child runs" in page and all(c.info.run_name in page for c in children), page[:3000]
+    assert "sweep/best_value" in page and "best.reward" in page
+    child = next(c for c in children if c.data.tags["reward"] == "pairwise")
+    page = rendered_text(f"{base}/#/experiments/{experiment_id}/runs/{child.info.run_id}", tmp_path)
+    assert child.info.run_name in page
+    for metric in ["reward/total/mean", "curriculum/level/mean", "objective", "eval/length_score/mean"]:
+        assert f" {metric} " in page, metric

@@ -1,0 +1,53 @@
+"""notebooks/compare_runs.ipynb runs headless against a store made by a short real sweep and writes
+its plots and tables."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from sweep_store import STUDY, sweep_store, tracking_uri
+
+NOTEBOOK = ROOT / "notebooks" / "compare_runs.ipynb"
+PLOTS = ["reward_curves.png", "component_rewards.png", "curriculum_levels.png"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_notebook_is_valid_and_has_a_parameters_cell() -> None:
+    import nbformat
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "parameters" in code[0].metadata.get("tags", [])
+    assert all(not c.outputs for c in code), "commit the notebook without outputs"
+
+
+@pytest.mark.slow
+def test_notebook_executes_and_writes_its_plots(tmp_path_factory, tmp_path: Path, monkeypatch) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    root = sweep_store(tmp_path_factory)
+    plots = tmp_path / "plots"
+    # The kernel inherits these: the notebook's parameters cell reads them.
+    monkeypatch.setenv("LONGWRITER_TRACKING_URI", tracking_uri(root))
+    monkeypatch.setenv("LONGWRITER_PLOTS_DIR", str(plots))
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+
+    for name in PLOTS:
+        data = (plots / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000, name
+    rows = list(csv.DictReader((plots / "final_metrics.csv").open()))
+    assert sorted(r["recipe"] for r in rows) == ["length", "pairwise"]
+    assert all(r["sweep"] == STUDY and r["status"] == "FINISHED" and r["reward/total/mean"] for r in rows)
+    pairwise = next(r for r in rows if r["recipe"] == "pairwise")
+    assert pairwise["curriculum/level/mean"] != ""  # the curriculum panel had data to plot
+    (sweep,) = csv.DictReader((plots / "sweeps.csv").open())
+    assert sweep["run"] == STUDY and float(sweep["sweep/trials/total"]) == 2
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "2 training runs (2 recipes), 1 sweeps" in printed

@@ -1,0 +1,130 @@
+"""`python -m longwriter.prepare`: the config, a WritingBench file that keeps its checklist criteria,
+margin-aware selection through the real CLI into MLflow, and (slow) training on a prepared file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, SHARED_BENCHMARKS, compose, run_cli
+from longwriter.data.loaders import load_samples
+from longwriter.judges.fake_server import FakeOpenAIServer
+from test_selection import MARGIN_ROWS, _write_jsonl, scripted_judge
+
+WB_FILE = SHARED_BENCHMARKS / "writingbench_length" / "length_subset.jsonl"
+
+
+def _client(output_root: Path):
+    import mlflow
+
+    uri = f"sqlite:///{output_root}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    return mlflow.MlflowClient(uri)
+
+
+def _only_run(output_root: Path):
+    client = _client(output_root)
+    (run,) = client.search_runs([client.get_experiment_by_name("longwriter").experiment_id])
+    return client, run
+
+
+def test_prepare_config_defaults_and_cfg_job_without_heavy_imports(tmp_path: Path) -> None:
+    cfg = compose([], config_name="prepare")
+    assert cfg.data_selection.name == "all" and cfg.model.name == "smollm2_135m" and cfg.judge.name == "local_hf"
+    assert cfg.prepare.output == f"{ROOT}/outputs/prepared/builtin-all.jsonl"
+    assert list(cfg.prepare.references.writers) == []
+    margin = compose(["data_selection=margin_aware", "data=writingbench"], config_name="prepare")
+    assert margin.prepare.output.endswith("/prepared/writingbench-margin_aware.jsonl")
+    script = (
+        "import runpy, sys\n"
+        "sys.argv = ['longwriter.prepare', '--cfg', 'job', 'data_selection=margin_aware']\n"
+        "try:\n    runpy.run_module('longwriter.prepare', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print('HEAVY=' + ','.join(m for m in ('torch', 'transformers', 'mlflow') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "top_k" in proc.stdout and "HEAVY=\n" in proc.stdout
+
+
+def test_prepare_rejects_an_unknown_output_suffix(tmp_path: Path) -> None:
+    from longwriter.errors import ConfigError
+    from longwriter.prepare import output_path
+
+    with pytest.raises(ConfigError, match="prepare.output"):
+        output_path(compose([f"prepare.output={tmp_path}/x.csv"], config_name="prepare"))
+
+
+@pytest.mark.skipif(not WB_FILE.exists(), reason=f"shared WritingBench file not found at {WB_FILE}")
+def test_prepare_writingbench_keeps_checklist_criteria_and_logs_the_run(output_root: Path, tmp_path: Path) -> None:
+    from longwriter.data.verl_parquet import import_verl_parquet
+    from longwriter.prepare import run_prepare
+
+    out = tmp_path / "wb.jsonl"
+    cfg = compose(["data=writingbench", "data.limit=6", f"paths.output_root={output_root}", f"prepare.output={out}",
+                   "prepare.verl_parquet=true", "run_name=wb"], config_name="prepare")
+    metrics = run_prepare(cfg)
+    assert metrics["prepare/loaded"] == metrics["prepare/kept"] == 6 and metrics["prepare/dropped/total"] == 0
+    samples = load_samples({"name": "jsonl", "path": str(out), "shuffle_seed": None})
+    assert len(samples) == 6 and all(len(s.criteria) == 5 for s in samples)
+    assert all(":" in c for s in samples for c in s.criteria)  # "Name: description" of each checklist item
+    assert samples == load_samples(cfg.data)  # data_selection=all changes nothing
+    assert import_verl_parquet(tmp_path / "wb.verl.parquet") == samples
+
+    client, run = _only_run(output_root)
+    assert run.data.tags["prepare.output_path"] == str(out) and run.data.tags["kind"] == "prepare"
+    assert run.data.params["data.name"] == "writingbench" and run.data.metrics["prepare/kept"] == 6
+    dataset = {a.path for a in client.list_artifacts(run.info.run_id, "prepare/dataset")}
+    assert dataset == {"prepare/dataset/wb.jsonl", "prepare/dataset/wb.verl.parquet"}
+
+
+def test_prepare_cli_margin_aware_logs_counts_histogram_and_file(output_root: Path, tmp_path: Path) -> None:
+    data = _write_jsonl(tmp_path / "margin.jsonl", MARGIN_ROWS)
+    out = tmp_path / "selected.jsonl"
+    with FakeOpenAIServer(scripted_judge) as server:
+        run_cli("longwriter.prepare", [
+            "model=tiny_random", "data=jsonl", f"data.path={data}", "data.shuffle_seed=null",
+            "data_selection=margin_aware", "data_selection.generation.max_new_tokens=8",
+            "data_selection.generation_cache=null", "judge=vllm_server", f"judge.base_url={server.base_url}",
+            "judge.model=fake-judge", "judge.cache=false", f"paths.output_root={output_root}",
+            f"prepare.output={out}", "run_name=margin",
+        ], timeout=300)
+    kept = load_samples({"name": "jsonl", "path": str(out), "shuffle_seed": None})
+    assert [(s.id, s.start_level) for s in kept] == [("m1", 1), ("m2", 1), ("m6", 0)]
+    assert kept[0].references == ["QUALITY-3 weak", "QUALITY-6 mid", "QUALITY-8 strong"]
+
+    client, run = _only_run(output_root)
+    metrics = run.data.metrics
+    assert (metrics["prepare/loaded"], metrics["prepare/kept"], metrics["prepare/dropped/total"]) == (7, 3, 4)
+    assert metrics["prepare/dropped/below_threshold"] == 1 and metrics["prepare/dropped/no_references"] == 1
+    assert metrics["prepare/dropped/unknown_policy_score"] == 1 and metrics["prepare/dropped/no_scored_reference"] == 1
+    assert metrics["prepare/margin/mean"] == pytest.approx((3 + 5 - 2 + 4) / 4)
+    assert metrics["prepare/margin_kept/min"] == 3 and metrics["prepare/judge/requests"] == 17
+    assert run.data.params["data_selection.name"] == "margin_aware"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "prepare")}
+    assert {"prepare/margin_hist.png", "prepare/samples.json", "prepare/summary.json"} <= artifacts
+    table = json.loads(Path(client.download_artifacts(run.info.run_id, "prepare/samples.json")).read_text())
+    rows = [dict(zip(table["columns"], row)) for row in table["data"]]
+    assert [r["reason"] for r in rows] == [None, None, "below_threshold", "no_references", "unknown_policy_score",
+                                           None, "no_scored_reference"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not WB_FILE.exists(), reason=f"shared WritingBench file not found at {WB_FILE}")
+def test_training_runs_on_a_prepared_writingbench_file(output_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "wb.jsonl"
+    run_cli("longwriter.prepare", ["data=writingbench", "data.limit=4", f"paths.output_root={output_root}",
+                                   f"prepare.output={out}", "run_name=prep"])
+    run_cli("longwriter.train", ["model=tiny_random", "data=jsonl", f"data.path={out}", "engine.max_steps=2",
+                                 "engine.prompts_per_step=2", "engine.num_generations=2",
+                                 "engine.max_completion_length=16", "engine.save_steps=2",
+                                 f"paths.output_root={output_root}", "run_name=train-on-prepared"])
+    client = _client(output_root)
+    runs = client.search_runs([client.get_experiment_by_name("longwriter").experiment_id])
+    train = next(r for r in runs if r.info.run_name == "train-on-prepared")
+    assert [m.step for m in client.get_metric_history(train.info.run_id, "train/loss")] == [1, 2]
+    assert train.data.params["data.path"] == str(out)
