@@ -26,10 +26,17 @@ def _client(output_root: Path):
     return mlflow.MlflowClient(uri)
 
 
-def _only_run(output_root: Path):
+def _run_named(output_root: Path, name: str):
     client = _client(output_root)
-    (run,) = client.search_runs([client.get_experiment_by_name("longwriter").experiment_id])
+    (run,) = [r for r in client.search_runs([client.get_experiment_by_name("longwriter").experiment_id])
+              if r.info.run_name == name]
     return client, run
+
+
+@pytest.fixture(scope="module")
+def shared_root(tmp_path_factory) -> Path:
+    """One MLflow store for the in-process tests of this module (creating a store takes seconds)."""
+    return tmp_path_factory.mktemp("prepare") / "outputs"
 
 
 def test_prepare_config_defaults_and_cfg_job_without_heavy_imports(tmp_path: Path) -> None:
@@ -60,12 +67,12 @@ def test_prepare_rejects_an_unknown_output_suffix(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not WB_FILE.exists(), reason=f"shared WritingBench file not found at {WB_FILE}")
-def test_prepare_writingbench_keeps_checklist_criteria_and_logs_the_run(output_root: Path, tmp_path: Path) -> None:
+def test_prepare_writingbench_keeps_checklist_criteria_and_logs_the_run(shared_root: Path, tmp_path: Path) -> None:
     from longwriter.data.verl_parquet import import_verl_parquet
     from longwriter.prepare import run_prepare
 
     out = tmp_path / "wb.jsonl"
-    cfg = compose(["data=writingbench", "data.limit=6", f"paths.output_root={output_root}", f"prepare.output={out}",
+    cfg = compose(["data=writingbench", "data.limit=6", f"paths.output_root={shared_root}", f"prepare.output={out}",
                    "prepare.verl_parquet=true", "run_name=wb"], config_name="prepare")
     metrics = run_prepare(cfg)
     assert metrics["prepare/loaded"] == metrics["prepare/kept"] == 6 and metrics["prepare/dropped/total"] == 0
@@ -75,29 +82,24 @@ def test_prepare_writingbench_keeps_checklist_criteria_and_logs_the_run(output_r
     assert samples == load_samples(cfg.data)  # data_selection=all changes nothing
     assert import_verl_parquet(tmp_path / "wb.verl.parquet") == samples
 
-    client, run = _only_run(output_root)
+    client, run = _run_named(shared_root, "wb")
     assert run.data.tags["prepare.output_path"] == str(out) and run.data.tags["kind"] == "prepare"
     assert run.data.params["data.name"] == "writingbench" and run.data.metrics["prepare/kept"] == 6
     dataset = {a.path for a in client.list_artifacts(run.info.run_id, "prepare/dataset")}
     assert dataset == {"prepare/dataset/wb.jsonl", "prepare/dataset/wb.verl.parquet"}
 
 
-def test_prepare_cli_margin_aware_logs_counts_histogram_and_file(output_root: Path, tmp_path: Path) -> None:
-    data = _write_jsonl(tmp_path / "margin.jsonl", MARGIN_ROWS)
-    out = tmp_path / "selected.jsonl"
-    with FakeOpenAIServer(scripted_judge) as server:
-        run_cli("longwriter.prepare", [
-            "model=tiny_random", "data=jsonl", f"data.path={data}", "data.shuffle_seed=null",
-            "data_selection=margin_aware", "data_selection.generation.max_new_tokens=8",
-            "data_selection.generation_cache=null", "judge=vllm_server", f"judge.base_url={server.base_url}",
-            "judge.model=fake-judge", "judge.cache=false", f"paths.output_root={output_root}",
-            f"prepare.output={out}", "run_name=margin",
-        ], timeout=300)
+MARGIN_OVERRIDES = ["model=tiny_random", "data=jsonl", "data.shuffle_seed=null", "data_selection=margin_aware",
+                    "data_selection.generation.max_new_tokens=8", "data_selection.generation_cache=null",
+                    "judge=vllm_server", "judge.model=fake-judge", "judge.cache=false"]
+
+
+def _check_margin_run(output_root: Path, out: Path, run_name: str) -> None:
     kept = load_samples({"name": "jsonl", "path": str(out), "shuffle_seed": None})
     assert [(s.id, s.start_level) for s in kept] == [("m1", 1), ("m2", 1), ("m6", 0)]
     assert kept[0].references == ["QUALITY-3 weak", "QUALITY-6 mid", "QUALITY-8 strong"]
 
-    client, run = _only_run(output_root)
+    client, run = _run_named(output_root, run_name)
     metrics = run.data.metrics
     assert (metrics["prepare/loaded"], metrics["prepare/kept"], metrics["prepare/dropped/total"]) == (7, 3, 4)
     assert metrics["prepare/dropped/below_threshold"] == 1 and metrics["prepare/dropped/no_references"] == 1
@@ -105,12 +107,39 @@ def test_prepare_cli_margin_aware_logs_counts_histogram_and_file(output_root: Pa
     assert metrics["prepare/margin/mean"] == pytest.approx((3 + 5 - 2 + 4) / 4)
     assert metrics["prepare/margin_kept/min"] == 3 and metrics["prepare/judge/requests"] == 17
     assert run.data.params["data_selection.name"] == "margin_aware"
+    assert run.data.tags["prepare.output_path"] == str(out)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "prepare")}
     assert {"prepare/margin_hist.png", "prepare/samples.json", "prepare/summary.json"} <= artifacts
     table = json.loads(Path(client.download_artifacts(run.info.run_id, "prepare/samples.json")).read_text())
     rows = [dict(zip(table["columns"], row)) for row in table["data"]]
     assert [r["reason"] for r in rows] == [None, None, "below_threshold", "no_references", "unknown_policy_score",
                                            None, "no_scored_reference"]
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "prepare/dataset")} == {f"prepare/dataset/{out.name}"}
+
+
+def test_prepare_margin_aware_logs_counts_histogram_and_file(shared_root: Path, tmp_path: Path) -> None:
+    from longwriter.prepare import run_prepare
+
+    data = _write_jsonl(tmp_path / "margin.jsonl", MARGIN_ROWS)
+    out = tmp_path / "selected.jsonl"
+    with FakeOpenAIServer(scripted_judge) as server:
+        cfg = compose([*MARGIN_OVERRIDES, f"data.path={data}", f"judge.base_url={server.base_url}",
+                       f"paths.output_root={shared_root}", f"prepare.output={out}", "run_name=margin"],
+                      config_name="prepare")
+        run_prepare(cfg)
+    _check_margin_run(shared_root, out, "margin")
+
+
+@pytest.mark.slow
+def test_prepare_cli_margin_aware(output_root: Path, tmp_path: Path) -> None:
+    """The same selection through the real command line (a subprocess, as a user runs it)."""
+    data = _write_jsonl(tmp_path / "margin.jsonl", MARGIN_ROWS)
+    out = tmp_path / "selected.jsonl"
+    with FakeOpenAIServer(scripted_judge) as server:
+        run_cli("longwriter.prepare", [*MARGIN_OVERRIDES, f"data.path={data}", f"judge.base_url={server.base_url}",
+                                       f"paths.output_root={output_root}", f"prepare.output={out}",
+                                       "run_name=margin-cli"], timeout=600)
+    _check_margin_run(output_root, out, "margin-cli")
 
 
 @pytest.mark.slow

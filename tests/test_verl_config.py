@@ -97,7 +97,7 @@ def test_validation_reports_what_would_fail_on_the_cluster(tmp_path, overrides, 
 
 def test_unknown_raw_override_is_refused(tmp_path) -> None:
     with pytest.raises(KeyError, match="no key 'trainer.no_such_key'"):
-        _prepare(tmp_path, ["+engine.overrides={trainer.no_such_key: 1}"])
+        _prepare(tmp_path, ["engine.overrides={trainer.no_such_key: 1}"])
 
 
 def test_plugin_entry_point_is_installed() -> None:
@@ -121,3 +121,34 @@ def test_dry_run_cli_writes_and_validates_the_verl_config(tmp_path, reward) -> N
     printed = OmegaConf.create(proc.stdout[proc.stdout.index("actor_rollout_ref:"):])
     assert printed.reward.reward_manager.name == "longwriter"
     assert printed.data.train_files == str(verl_dir / "train.parquet")
+
+
+def test_launch_hands_run_ppo_the_validated_config_and_the_mlflow_run(tmp_path, monkeypatch) -> None:
+    """Everything up to verl's run_ppo (which needs GPUs) runs; run_ppo itself is replaced by a stand-in
+    that logs like verl's MLflow logger would, through the run id and store it was handed."""
+    import verl.trainer.main_ppo as main_ppo
+    from mlflow.tracking import MlflowClient
+
+    from longwriter.engines.verl.launcher import run
+
+    seen = {}
+
+    def fake_run_ppo(config, task_runner_class):
+        env = config.ray_kwargs.ray_init.runtime_env.env_vars
+        seen.update(config=config, runner=task_runner_class, env=dict(env))
+        client = MlflowClient(env.MLFLOW_TRACKING_URI)
+        for step, value in enumerate([0.1, 0.2, 0.3, 0.4], start=1):
+            client.log_metric(env.MLFLOW_RUN_ID, "reward/total/mean", value, step=step)
+
+    monkeypatch.setattr(main_ppo, "run_ppo", fake_run_ppo)
+    cfg = project_cfg(tmp_path, ["reward=pairwise", "engine.curriculum_actor=lw_launch_test"])
+    objective = run(cfg, tmp_path / "run")
+    assert seen["runner"] is main_ppo.TaskRunnerV1
+    assert seen["env"]["MLFLOW_TRACKING_URI"] == cfg.tracking.tracking_uri and seen["env"]["MLFLOW_RUN_ID"]
+    assert objective == pytest.approx(0.4)  # the last quarter of the logged steps, as the TRL engine
+    run_info = MlflowClient(cfg.tracking.tracking_uri).get_run(seen["env"]["MLFLOW_RUN_ID"])
+    assert run_info.data.tags["engine"] == "verl" and run_info.data.metrics["objective"] == pytest.approx(0.4)
+    # the curriculum store holds every training sample from step 0 (the histogram covers them)
+    from longwriter.curriculum import CurriculumState
+
+    assert sum(CurriculumState(tmp_path / "run" / "curriculum.sqlite").histogram().values()) > 0

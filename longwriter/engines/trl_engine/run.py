@@ -141,6 +141,7 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
                 recipe=setup.recipe,
                 samples_by_id=samples_by_id,
                 loop=loop,
+                judge_backend=setup.judge_backend,
             )
             # Keep the progress bar but not its dump of every raw TRL log dict: our callback prints
             # one readable line per step (time split and ETA).

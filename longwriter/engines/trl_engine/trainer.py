@@ -24,6 +24,7 @@ from trl import GRPOTrainer
 from longwriter.advantages import combine_advantages
 from longwriter.data.schema import Sample
 from longwriter.rewards import RolloutBatch
+from longwriter.tracking.judge_usage import JudgeUsageTracker
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +57,9 @@ class RecipeReward:
 
 
 class LongwriterGRPOTrainer(GRPOTrainer):
-    def __init__(self, *args, recipe, samples_by_id: dict[str, Sample], loop, **kwargs):
+    def __init__(self, *args, recipe, samples_by_id: dict[str, Sample], loop, judge_backend=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.judge_usage = JudgeUsageTracker(judge_backend)
         self.recipe = recipe
         self.samples_by_id = samples_by_id
         self.loop = loop
@@ -103,7 +105,7 @@ class LongwriterGRPOTrainer(GRPOTrainer):
             self.recipe.combine, self.recipe.eps,
         )
 
-        for name, value in scores.metrics.items():
+        for name, value in {**scores.metrics, **self.judge_usage.step_metrics()}.items():
             self._metrics[mode][name].append(float(value))
         self._metrics[mode]["timing/reward_s"].append(time.perf_counter() - start)
         self.last_rollout = {
