@@ -96,8 +96,10 @@ def test_validation_reports_what_would_fail_on_the_cluster(tmp_path, overrides, 
 
 
 def test_unknown_raw_override_is_refused(tmp_path) -> None:
-    with pytest.raises(KeyError, match="no key 'trainer.no_such_key'"):
-        _prepare(tmp_path, ["engine.overrides={trainer.no_such_key: 1}"])
+    from longwriter.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no key 'trainer.no_such_key'"):
+        _prepare(tmp_path, ["+engine.overrides={trainer.no_such_key: 1}"])
 
 
 def test_plugin_entry_point_is_installed() -> None:

@@ -114,3 +114,25 @@ def test_validation_rollouts_never_move_the_curriculum(reward_loop) -> None:
     assert list(np.asarray(out.non_tensor_batch["pairwise"], dtype=float)) == [1.0, 1.0]
     assert ray.get(actor.commit.remote())["moved"] == 0
     assert ray.get(actor.snapshot.remote()) == before
+
+
+def test_a_verl_row_becomes_the_projects_sample(tmp_path) -> None:
+    """Without Ray: ground_truth/extra_info -> Sample, also when list columns arrive as numpy arrays."""
+    import torch
+    from verl import DataProto
+
+    from longwriter.engines.verl.reward import group_key, sample_from_row
+
+    truth = {"prompt": "Write a poem.", "target": np.array(["weak", "strong"], dtype=object),
+             "criteria": "rhyme", "id": "poem-1"}
+    extra = {"index": 0, "split": "train", "length_range": np.array([100, 200]), "start_level": 1,
+             "criteria": np.array(["rhyme"], dtype=object), "meta": "{}"}
+    data = DataProto.from_dict(tensors={"responses": torch.zeros(1, 2)}, non_tensors={
+        "reward_model": np.array([{"ground_truth": truth}], dtype=object),
+        "extra_info": np.array([extra], dtype=object), "data_source": np.array(["builtin"], dtype=object),
+        "uid": np.array(["u"], dtype=object)})
+    sample = sample_from_row(data[0])
+    assert (sample.id, sample.references, sample.length_range, sample.start_level) == \
+        ("poem-1", ["weak", "strong"], (100, 200), 1)
+    assert sample.user_prompt == "Write a poem." and sample.criteria == ["rhyme"]
+    assert group_key("u") == group_key("u") != group_key("v")

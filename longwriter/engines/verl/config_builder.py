@@ -16,6 +16,8 @@ from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from longwriter.errors import ConfigError
+
 VERL_CONFIG_MODULE = "verl.trainer.config"
 VERL_CONFIG_NAME = "ppo_trainer"
 REWARD_MANAGER = "longwriter"        # registered in reward.py
@@ -96,7 +98,7 @@ def verl_overrides(cfg: DictConfig, inputs: VerlInputs) -> dict[str, Any]:
     e = cfg.engine
     algorithm = str(e.algorithm)
     if algorithm not in ALGORITHMS:
-        raise ValueError(f"engine.algorithm={algorithm!r}: choose one of {sorted(ALGORITHMS)}")
+        raise ConfigError(f"engine.algorithm={algorithm!r}: choose one of {sorted(ALGORITHMS)}")
     estimator, use_critic = ALGORITHMS[algorithm]
     strategy = str(e.strategy)
     micro = int(e.micro_batch_size_per_gpu)
@@ -193,7 +195,7 @@ def build_verl_config(cfg: DictConfig, inputs: VerlInputs) -> DictConfig:
         verl_cfg = OmegaConf.merge(verl_cfg, verl_additions(cfg, inputs))
     for key, value in (_plain(cfg.engine.get("overrides")) or {}).items():
         if OmegaConf.select(verl_cfg, key, default="__missing__") == "__missing__":
-            raise KeyError(f"engine.overrides: verl's config has no key '{key}'")
+            raise ConfigError(f"engine.overrides: verl's config has no key '{key}'")
         OmegaConf.update(verl_cfg, key, value, merge=True)
     return verl_cfg
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from omegaconf import DictConfig, open_dict
 
 from longwriter.engines.verl.config_builder import VerlInputs, build_verl_config, save_verl_config
+from longwriter.errors import LongwriterError
 
 logger = logging.getLogger(__name__)
 
@@ -25,11 +26,15 @@ CONFIG_FILE = "ppo_trainer.yaml"
 OBJECTIVE_KEY = "reward/total/mean"
 
 
+class VerlNotInstalled(LongwriterError, ImportError):
+    """engine=verl was chosen in an environment without the verl extra."""
+
+
 def _require_verl() -> None:
     try:
         import verl  # noqa: F401
     except ImportError as error:
-        raise ImportError(
+        raise VerlNotInstalled(
             f"engine=verl needs the verl extra ({error}); install it with pip install -e '.[verl]' "
             f"(GPU clusters: see docs/verl.md)") from None
 

@@ -32,8 +32,9 @@ from longwriter.engines.verl.config_builder import REWARD_MANAGER
 logger = logging.getLogger(__name__)
 
 TOTAL_KEY = "score"  # verl's conventional name for the scalar in reward_extra_info
-# Per-batch metrics that mean nothing for one response (the trainer logs the real ones).
-_DROPPED_METRIC_PREFIXES = ("curriculum/level_hist/", "curriculum/moved")
+# Per-batch metrics that mean nothing for one response, or that the trainer recomputes per step
+# from the components (reward/*); every other recipe metric is kept, and averaged per step.
+_DROPPED_METRIC_PREFIXES = ("curriculum/level_hist/", "curriculum/moved", "reward/")
 
 
 def group_key(uid: Any) -> int:
@@ -44,18 +45,29 @@ def group_key(uid: Any) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def _python(value: Any) -> Any:
+    """numpy arrays (a dataset class may hand list columns as arrays) -> lists, recursively."""
+    if isinstance(value, np.ndarray):
+        return [_python(v) for v in value.tolist()]
+    if isinstance(value, dict):
+        return {k: _python(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_python(v) for v in value]
+    return value
+
+
 def sample_from_row(item) -> Sample:
     """The project's Sample from one verl row (our parquet's ground_truth and extra_info).
 
     The prompt is ground_truth.prompt (the user's request as written): the row's chat prompt
     carries the recipe's template, which the judge must not see as the task."""
     nt = item.non_tensor_batch
-    truth = nt["reward_model"]["ground_truth"]
+    truth = _python(nt["reward_model"]["ground_truth"])
     row = {
         "data_source": nt.get("data_source"),
         "prompt": [{"role": "user", "content": str(truth["prompt"])}],
-        "reward_model": {"ground_truth": dict(truth)},
-        "extra_info": dict(nt.get("extra_info") or {}),
+        "reward_model": {"ground_truth": truth},
+        "extra_info": _python(nt.get("extra_info") or {}),
     }
     return from_verl_rows([row], where=f"verl row uid={nt.get('uid')}")[0]
 

@@ -7,7 +7,8 @@
    `extra_fields` for the same batch keys, logs per-component means, and hands the components
    to the "longwriter" estimator through `advantage.provide` around verl's own method.
    With algorithm=ppo (GAE, verl's estimator) rows whose every component is unknown get a zero
-   advantage afterwards: the neutral outcome DESIGN 3.1 asks for, which a reward value cannot give.
+   advantage afterwards: the neutral outcome DESIGN 3.1 asks for, which a reward value cannot give
+   (the critic still regresses on such a row's placeholder reward, 0).
 2. The curriculum moves once per step: staged verdicts are committed after the update.
 3. The curriculum levels are saved into each checkpoint (`CurriculumCheckpoint`, verl's
    `trainer.checkpoint_callback_class` hook) and imported on resume.
@@ -48,14 +49,25 @@ def reward_settings(config) -> dict[str, Any]:
     return OmegaConf.to_container(block, resolve=True)
 
 
-def component_metrics(inputs: AdvantageInputs) -> dict[str, float]:
+def _nanmean(values) -> float:
+    array = np.asarray(values, dtype=np.float64)
+    known = array[~np.isnan(array)]
+    return float(known.mean()) if known.size else float("nan")
+
+
+def step_metrics(inputs: AdvantageInputs, infos: list) -> dict[str, float]:
+    """Per-step reward metrics: component means and unknown rates, the weighted total, and the batch
+    mean of every per-response recipe metric (e.g. judge/win_rate: the mean of 0/1 is the rate)."""
     metrics = {}
     for name, values in inputs.rewards.items():
-        known = values[~np.isnan(values)]
-        metrics[f"reward/{name}/mean"] = float(known.mean()) if known.size else float("nan")
+        metrics[f"reward/{name}/mean"] = _nanmean(values)
         metrics[f"reward/{name}/unknown_rate"] = float(np.isnan(values).mean()) if values.size else float("nan")
-    total = weighted_reward_sum(inputs.rewards, inputs.weights)
-    metrics["reward/total/mean"] = float(np.nanmean(total)) if np.isfinite(total).any() else float("nan")
+    metrics["reward/total/mean"] = _nanmean(weighted_reward_sum(inputs.rewards, inputs.weights))
+    keys = {k for info in infos if info for k in info} - set(inputs.rewards) - {"score"}
+    for key in sorted(keys):
+        values = [(info or {}).get(key) for info in infos]
+        numbers = [float(v) if isinstance(v, (int, float)) else float("nan") for v in values]
+        metrics[key] = _nanmean(numbers)
     return metrics
 
 
@@ -75,7 +87,7 @@ class LongWriterSyncTrainer(PPOTrainerSync):
         fetched = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
         infos = [f.get("reward_extra_info") if isinstance(f, dict) else None for f in fetched.pop("extra_fields").tolist()]
         inputs = AdvantageInputs.from_extra_infos(infos, self.recipe_cfg)
-        metrics.update(component_metrics(inputs))
+        metrics.update(step_metrics(inputs, infos))
         with provide(inputs):
             batch = super()._compute_advantage(batch, metrics)
         if self.config.algorithm.adv_estimator != ADV_ESTIMATOR:

@@ -18,6 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from longwriter.engines.verl.config_builder import ADV_ESTIMATOR, REWARD_MANAGER, TRAINER_MODE
+from longwriter.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ PLUGIN_MODULE = "longwriter.engines.verl.plugin"
 PARQUET_COLUMNS = ("data_source", "prompt", "ability", "reward_model", "extra_info")
 
 
-class VerlConfigError(ValueError):
+class VerlConfigError(ConfigError):
     """The verl config or its data would fail on the cluster; the message says which key."""
 
 
