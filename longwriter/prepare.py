@@ -44,6 +44,30 @@ def output_path(cfg: DictConfig) -> Path:
     return path
 
 
+def drop_long_prompts(samples: list[Any], cfg: DictConfig) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Samples whose chat-rendered prompt fits `prepare.max_prompt_tokens` (the policy's tokenizer),
+    and a row per dropped one. WritingBench has prompts of up to ~46k tokens: beyond the small
+    models' context and minutes of CPU time per rollout."""
+    limit = cfg.prepare.get("max_prompt_tokens")
+    if not limit:
+        return samples, []
+    from transformers import AutoTokenizer
+
+    from longwriter.models import resolve_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(cfg.model, cfg.paths.cache_dir))
+    kept, rows = [], []
+    for sample in samples:
+        text = tokenizer.apply_chat_template(sample.prompt, tokenize=False, add_generation_prompt=True)
+        n_tokens = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        if n_tokens <= int(limit):
+            kept.append(sample)
+        else:
+            rows.append({"id": sample.id, "kept": False, "reason": "prompt_too_long", "prompt_tokens": n_tokens})
+    logger.info("prepare: %d of %d prompts longer than %d tokens dropped", len(rows), len(samples), limit)
+    return kept, rows
+
+
 def _figures(rows: Sequence[dict[str, Any]], threshold: Any) -> dict[str, Any]:
     """Margin histogram (kept vs dropped, with the threshold) and predicted length ranges."""
     import matplotlib
@@ -116,18 +140,23 @@ def run_prepare(cfg: DictConfig) -> dict[str, float]:
     started = time.perf_counter()
     path = output_path(cfg)
     with mlflow_run(cfg, _output_dir(cfg), run_name=str(cfg.run_name), tags={"kind": "prepare"}):
-        samples = load_samples(cfg.data)
+        loaded = load_samples(cfg.data)
+        samples, too_long = drop_long_prompts(loaded, cfg)
         references_start = time.perf_counter()
         samples, reference_metrics = build_references(samples, cfg)
         selection_start = time.perf_counter()
         report = select_with_report(samples, cfg)
+        if too_long:  # one row per loaded sample, in input order
+            by_id = {r["id"]: r for r in [*report.rows, *too_long]}
+            report.rows = [by_id[s.id] for s in loaded if s.id in by_id]
+            report.dropped["prompt_too_long"] += len(too_long)
         save_samples(report.samples, path)
         extra = []
         if cfg.prepare.get("verl_parquet"):
             verl_path = path.with_name(f"{path.stem}.verl.parquet")
             extra.append(export_verl_parquet(report.samples, verl_path, split=str(cfg.prepare.verl_split)))
         metrics = {
-            "prepare/loaded": float(len(samples)),
+            "prepare/loaded": float(len(loaded)),
             "prepare/kept": float(len(report.samples)),
             "prepare/dropped/total": float(sum(report.dropped.values())),
             **{f"prepare/dropped/{reason}": float(n) for reason, n in report.dropped.items()},
@@ -137,7 +166,7 @@ def run_prepare(cfg: DictConfig) -> dict[str, float]:
             "prepare/timing/total_s": time.perf_counter() - started,
         }
         _log_run(cfg, report.rows, metrics, path, extra)
-    logger.info("prepare: %d loaded, %s -> %s (%.1f s)", len(samples), report.summary(), path,
+    logger.info("prepare: %d loaded, %s -> %s (%.1f s)", len(loaded), report.summary(), path,
                 metrics["prepare/timing/total_s"])
     if not report.samples:
         logger.warning("data_selection=%s kept no samples: %s is empty", cfg.data_selection.name, path)

@@ -3,6 +3,6 @@
 # slow end-to-end tests included. Extra arguments go to pytest, e.g. -m "not slow".
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-EXTRAS="${EXTRAS:-dev}" bash "$root/scripts/setup.sh"
+EXTRAS="${EXTRAS:-dev,verl}" bash "$root/scripts/setup.sh"
 cd "$root"
 exec "$root/.venv/bin/python" -m pytest -ra "$@"

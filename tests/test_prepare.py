@@ -73,18 +73,21 @@ def test_prepare_writingbench_keeps_checklist_criteria_and_logs_the_run(shared_r
 
     out = tmp_path / "wb.jsonl"
     cfg = compose(["data=writingbench", "data.limit=6", f"paths.output_root={shared_root}", f"prepare.output={out}",
-                   "prepare.verl_parquet=true", "run_name=wb"], config_name="prepare")
+                   "prepare.verl_parquet=true", "model=tiny_random", "prepare.max_prompt_tokens=1024", "run_name=wb"],
+                  config_name="prepare")
     metrics = run_prepare(cfg)
-    assert metrics["prepare/loaded"] == metrics["prepare/kept"] == 6 and metrics["prepare/dropped/total"] == 0
+    # The first 6 (shuffle_seed 0) have 1565, 228, 26328, 615, 675 and 1866 tokens with the chat template.
+    assert (metrics["prepare/loaded"], metrics["prepare/kept"], metrics["prepare/dropped/prompt_too_long"]) == (6, 3, 3)
     samples = load_samples({"name": "jsonl", "path": str(out), "shuffle_seed": None})
-    assert len(samples) == 6 and all(len(s.criteria) == 5 for s in samples)
+    assert [s.id for s in samples] == ["length_subset-179", "length_subset-297", "length_subset-236"]
+    assert all(len(s.criteria) == 5 for s in samples)
     assert all(":" in c for s in samples for c in s.criteria)  # "Name: description" of each checklist item
-    assert samples == load_samples(cfg.data)  # data_selection=all changes nothing
+    assert samples == [s for s in load_samples(cfg.data) if s.id in {x.id for x in samples}]  # otherwise unchanged
     assert import_verl_parquet(tmp_path / "wb.verl.parquet") == samples
 
     client, run = _run_named(shared_root, "wb")
     assert run.data.tags["prepare.output_path"] == str(out) and run.data.tags["kind"] == "prepare"
-    assert run.data.params["data.name"] == "writingbench" and run.data.metrics["prepare/kept"] == 6
+    assert run.data.params["data.name"] == "writingbench" and run.data.metrics["prepare/kept"] == 3
     dataset = {a.path for a in client.list_artifacts(run.info.run_id, "prepare/dataset")}
     assert dataset == {"prepare/dataset/wb.jsonl", "prepare/dataset/wb.verl.parquet"}
 
@@ -146,8 +149,9 @@ def test_prepare_cli_margin_aware(output_root: Path, tmp_path: Path) -> None:
 @pytest.mark.skipif(not WB_FILE.exists(), reason=f"shared WritingBench file not found at {WB_FILE}")
 def test_training_runs_on_a_prepared_writingbench_file(output_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "wb.jsonl"
-    run_cli("longwriter.prepare", ["data=writingbench", "data.limit=4", f"paths.output_root={output_root}",
-                                   f"prepare.output={out}", "run_name=prep"])
+    run_cli("longwriter.prepare", ["data=writingbench", "model=tiny_random", "prepare.max_prompt_tokens=1024",
+                                   f"paths.output_root={output_root}", f"prepare.output={out}", "run_name=prep"])
+    assert len(load_samples({"name": "jsonl", "path": str(out), "shuffle_seed": None})) == 136  # of 222
     run_cli("longwriter.train", ["model=tiny_random", "data=jsonl", f"data.path={out}", "engine.max_steps=2",
                                  "engine.prompts_per_step=2", "engine.num_generations=2",
                                  "engine.max_completion_length=16", "engine.save_steps=2",

@@ -19,7 +19,8 @@ def test_secret_values_are_redacted_but_env_var_names_and_token_counts_kept() ->
 
 def test_is_secret_key_table() -> None:
     table = {"api_key": True, "OPENAI_API_KEY": True, "secret": True, "token": True,
-             "api_key_env": False, "max_new_tokens": False, "model": False, "completion_tokens": False}
+             "api_key_env": False, "max_new_tokens": False, "model": False, "completion_tokens": False,
+             "tokenizer_from": False, "hub_token": True, "access_token": True}
     assert {k: is_secret_key(k) for k in table} == table
 
 

@@ -5,6 +5,7 @@ run with a child per trial, failed trials are recorded as failed and the sweep g
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -33,15 +34,28 @@ TINY = [
 def compose_sweep(preset: str, overrides: list[str] | None = None):
     """The config of `-m sweep=<preset>`, with its `hydra` node (sweeper, callbacks)."""
     from hydra import compose, initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=[f"sweep={preset}", *(overrides or [])], return_hydra_config=True)
     with open_dict(cfg):
         cfg.hydra.job.num = 0  # what the launcher sets for a trial
-    HydraConfig.instance().set_config(cfg)  # so that ${hydra:...} resolves, as in a trial
     return cfg
+
+
+@contextmanager
+def as_hydra_job(cfg):
+    """Make `cfg` the running job's Hydra config (so `${hydra:...}` resolves), and undo it after:
+    other tests must not see a Hydra app."""
+    from hydra.core.hydra_config import HydraConfig
+
+    instance = HydraConfig.instance()
+    previous, instance.cfg = instance.cfg, None
+    instance.set_config(cfg)
+    try:
+        yield
+    finally:
+        instance.cfg = previous
 
 
 def test_presets_exist_and_conf_links_to_them() -> None:
@@ -71,7 +85,8 @@ def test_every_preset_composes_into_a_valid_optuna_search(preset: str) -> None:
             assert all((CONF_DIR / key / f"{c}.yaml").exists() for c in distribution.choices), key
         else:
             assert OmegaConf.select(cfg, key) is not None, f"{preset} searches {key}, which the config lacks"
-    job = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+    with as_hydra_job(cfg):
+        job = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
     assert job["run_name"].endswith("-0")
     assert str(cfg.hydra.sweep.dir).startswith(f"{ROOT}/outputs/sweeps/{sweeper.study_name}/")
 

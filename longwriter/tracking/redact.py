@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 REDACTED = "***REDACTED***"
-_SECRET_KEY = re.compile(r"(api[_-]?key|secret|password|passwd|token|credential|authorization)", re.I)
+_SECRET_KEY = re.compile(r"(api[_-]?key|secret|password|passwd|credential|authorization|(^|[_-])token$)", re.I)
 _NAMES_AN_ENV_VAR = re.compile(r"(_env|_env_var|_variable)$", re.I)
 # Token counts and limits are numbers, not secrets.
 _NUMERIC_TOKEN_KEY = re.compile(r"(max_tokens|max_new_tokens|tokens_per_minute|tpm|_tokens)$", re.I)

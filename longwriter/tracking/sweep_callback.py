@@ -62,6 +62,8 @@ def _read_parent(sweep_dir: Path) -> dict[str, str] | None:
 
 
 class MlflowSweepCallback(Callback):
+    """Listed under `hydra.callbacks` by sweeps/common/optuna.yaml; see the module docstring."""
+
     def __init__(self) -> None:
         self._open: dict[str, Any] | None = None  # the parent run this process must still finish
 

@@ -23,7 +23,6 @@ logger = logging.getLogger(__name__)
 
 VERL_DIR = "verl"
 CONFIG_FILE = "ppo_trainer.yaml"
-OBJECTIVE_KEY = "reward/total/mean"
 
 
 class VerlNotInstalled(LongwriterError, ImportError):
@@ -151,29 +150,19 @@ def _launch(cfg: DictConfig, verl_cfg: DictConfig, inputs: VerlInputs, train, ou
 
     from longwriter.curriculum import CurriculumState
     from longwriter.tracking.mlflow_run import mlflow_run
+    from longwriter.tracking.objective import log_objective, run_objective
+    from longwriter.tracking.sweep_callback import sweep_parent_run_id
 
     if inputs.curriculum_path is not None:  # the histogram covers every sample from step 0
         CurriculumState(inputs.curriculum_path).register(train)
-    with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), parent_run_id=cfg.get("parent_run_id")) as run:
+    with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), parent_run_id=sweep_parent_run_id(cfg)) as run:
         mlflow.set_tags({"engine": "verl", "reward": str(cfg.reward.name), "model": str(cfg.model.name)})
         mlflow.log_artifact(str(output_dir / VERL_DIR / CONFIG_FILE), "verl")
         with open_dict(verl_cfg):
             verl_cfg.ray_kwargs.ray_init.runtime_env.env_vars.MLFLOW_RUN_ID = run.info.run_id
         auto_set_device(verl_cfg)
         run_ppo(verl_cfg, task_runner_class=TaskRunnerV1)
-        objective = _objective(run.info.run_id)
-        if objective is not None:
-            mlflow.log_metric("objective", objective)
         mlflow.set_tag("final_model_path", str(verl_cfg.trainer.default_local_dir))
+        objective = run_objective(run.info.run_id, cfg.get("objective"))  # the same objective as the TRL engine
+        log_objective(objective, cfg.get("objective"))
         return objective
-
-
-def _objective(run_id: str) -> float | None:
-    """Mean of reward/total/mean over the last quarter of the logged steps (as the TRL engine)."""
-    from mlflow.tracking import MlflowClient
-
-    history = [m.value for m in sorted(MlflowClient().get_metric_history(run_id, OBJECTIVE_KEY), key=lambda m: m.step)]
-    if not history:
-        return None
-    tail = history[-max(1, len(history) // 4):]
-    return float(sum(tail) / len(tail))
