@@ -60,3 +60,20 @@ def test_wrong_override_gets_one_clear_message() -> None:
     )
     assert proc.returncode != 0
     assert "does_not_exist" in proc.stderr and "Available options" in proc.stderr
+
+
+def _presets(folder: str) -> list[str]:
+    return sorted(p.stem for p in (ROOT / folder).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", _presets("experiments"))
+def test_every_experiment_preset_composes_and_resolves(name: str) -> None:
+    cfg = compose([f"experiment={name}"])
+    OmegaConf.to_container(cfg, resolve=True)
+    assert cfg.engine.name in ("trl", "verl")
+
+
+def test_cpu_demo_holds_only_what_differs() -> None:
+    demo, default = compose(["experiment=cpu_demo"]), compose([])
+    assert demo.reward.name == "pairwise" and default.reward.name != "pairwise"
+    assert demo.engine.max_steps == 6 and demo.engine.learning_rate == default.engine.learning_rate
