@@ -102,13 +102,32 @@ def _score_all(backend: Any, samples: list[Sample], responses: list[str]) -> lis
     return run_with_backend(backend, work)
 
 
+def _apply_scores(sample: Sample, response: str, scores: list[float | None], order: bool, set_level: bool
+                  ) -> tuple[dict[str, Any], Sample, int]:
+    """The sample's table row (reason None = still a candidate), its updated form, unknown references left out."""
+    policy_score, *ref_scores = scores
+    refs, ordered, labels, n_unknown = list(sample.references), list(ref_scores), None, 0
+    if order:
+        refs, ordered, labels, n_unknown = order_by_score(sample.references, ref_scores,
+                                                          [f"reference:{i}" for i in range(len(refs))])
+    m = margin(policy_score, ordered)
+    reason = "unknown_policy_score" if policy_score is None else "no_scored_reference" if m is None else None
+    level = first_level_beating(policy_score, ordered) if (set_level and m is not None) else sample.start_level
+    row = {"id": sample.id, "kept": False, "reason": reason, "n_references": len(sample.references),
+           "policy_score": policy_score, "reference_scores": list(ref_scores), "margin": m, "start_level": level,
+           "policy_words": len(response.split()), "policy_preview": response[:300]}
+    meta = {**sample.meta, "policy_score": policy_score, "reference_scores": ordered, "margin": m}
+    if labels is not None:
+        meta["reference_order"] = labels  # where each reference stood before ordering
+    return row, dataclasses.replace(sample, references=refs, start_level=level, meta=meta), n_unknown
+
+
 @reporting_strategy("margin_aware")
 def select_by_margin(samples: list[Sample], cfg: DictConfig) -> SelectionReport:
+    """Generate, judge, compute margins, keep the largest (see the module docstring)."""
     sel = cfg.data_selection
     threshold = None if sel.get("threshold") is None else float(sel.threshold)
     top_k = None if sel.get("top_k") is None else int(sel.top_k)
-    order = bool(sel.get("order_references", True))
-    set_level = bool(sel.get("set_start_level", True))
 
     judged = [s for s in samples if s.references]
     responses: list[str] = []
@@ -127,32 +146,15 @@ def select_by_margin(samples: list[Sample], cfg: DictConfig) -> SelectionReport:
     updated: list[Sample | None] = []
     unknown_refs = 0
     for sample in samples:
-        row: dict[str, Any] = {"id": sample.id, "kept": False, "reason": None, "n_references": len(sample.references)}
-        rows.append(row)
         if sample.id not in by_id:
-            row["reason"] = "no_references"
+            rows.append({"id": sample.id, "kept": False, "reason": "no_references", "n_references": 0})
             updated.append(None)
             continue
-        response, (policy_score, *ref_scores) = by_id[sample.id]
-        labels = [f"reference:{i}" for i in range(len(sample.references))]
-        if order:
-            refs, scores, labels, n_unknown = order_by_score(sample.references, ref_scores, labels)
-            unknown_refs += n_unknown
-        else:
-            refs, scores = list(sample.references), list(ref_scores)
-        m = margin(policy_score, scores)
-        row.update(policy_score=policy_score, reference_scores=list(ref_scores), margin=m,
-                   policy_words=len(response.split()), policy_preview=response[:300])
-        if policy_score is None:
-            row["reason"] = "unknown_policy_score"
-        elif m is None:
-            row["reason"] = "no_scored_reference"
-        level = first_level_beating(policy_score, scores) if (set_level and m is not None) else sample.start_level
-        row["start_level"] = level
-        meta = {**sample.meta, "policy_score": policy_score, "reference_scores": scores, "margin": m}
-        if order:
-            meta["reference_order"] = labels
-        updated.append(dataclasses.replace(sample, references=refs, start_level=level, meta=meta))
+        row, new, n_unknown = _apply_scores(sample, *by_id[sample.id], bool(sel.get("order_references", True)),
+                                            bool(sel.get("set_start_level", True)))
+        rows.append(row)
+        updated.append(new)
+        unknown_refs += n_unknown
 
     margins = [r.get("margin") if r["reason"] is None else None for r in rows]
     for row, reason in zip(rows, keep_largest(margins, threshold, top_k)):
