@@ -86,13 +86,15 @@ def _plots(rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, float]) -> d
                title=f"S_l per sample (mean {metrics.get('eval/length_score/mean', float('nan')):.1f})")
         figures["length_score_hist.png"] = fig
 
-        fig, ax = plt.subplots(figsize=(5, 5))
+        fig, ax = plt.subplots(figsize=(6, 5))
         required = [max(1, r["required_length"]) for r in scored]
         produced = [max(1, r["words"]) for r in scored]  # log axes: an empty output is drawn at 1
-        ax.scatter(required, produced, s=14, alpha=0.7, c=[r["length_score"] for r in scored], cmap="viridis",
-                   vmin=0, vmax=100)
-        top = max(required + produced)
-        ax.plot([1, top], [1, top], color="grey", lw=1, ls="--", label="produced = required")
+        points = ax.scatter(required, produced, s=14, alpha=0.7, c=[r["length_score"] for r in scored],
+                            cmap="viridis", vmin=0, vmax=100)
+        fig.colorbar(points, ax=ax, label="S_l")
+        low, top = min(required + produced) / 1.5, max(required + produced) * 1.5
+        ax.plot([low, top], [low, top], color="grey", lw=1, ls="--", label="produced = required")
+        ax.set(xlim=(low, top), ylim=(low, top))
         ax.set(xscale="log", yscale="log", xlabel="required length (words)", ylabel="produced length (words)",
                title="Required vs produced length")
         ax.legend(loc="upper left")

@@ -170,9 +170,11 @@ def evaluate_model(cfg: DictConfig, model_path: str, *, model_label: str, label:
     })
     if backend is not None:
         scores.update(_judge_metrics(backend))
-    params = {"model": model_label, "model_path": model_path, "dataset": data_cfg.name,
-              "dataset_path": data_cfg.get("path") or "", "n_samples": n, "metrics": ",".join(metrics),
-              "judge": backend.identity if backend is not None else "none"}
+    params = {
+        "model": model_label, "model_path": model_path, "n_samples": n, "metrics": ",".join(metrics),
+        "dataset": data_cfg.name, "dataset_path": str(Path(data_cfg.path).resolve()) if data_cfg.get("path") else "",
+        "judge": backend.identity if backend is not None else "none",
+    }
     return log_evaluation(rows, scores, params, label=label, step=step)
 
 
