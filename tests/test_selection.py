@@ -243,3 +243,20 @@ def test_reference_writer_config_errors_are_user_errors(tmp_path: Path) -> None:
                       config_name="prepare")
         with pytest.raises(ConfigError, match=message):
             build_references([sample], cfg)
+
+
+@pytest.mark.slow
+def test_training_selects_with_margin_aware_before_it_trains(judge_server, tmp_path: Path) -> None:
+    """`train data_selection=margin_aware`: the selection runs before training, on the training config."""
+    from conftest import run_cli
+
+    proc = run_cli("longwriter.train", [
+        "model=tiny_random", "data.limit=6", "data_selection=margin_aware", "data_selection.threshold=-1",
+        "data_selection.top_k=4", "data_selection.generation.max_new_tokens=8", "data_selection.generation_cache=null",
+        "judge=vllm_server", f"judge.base_url={judge_server.base_url}", "judge.model=fake-judge", "judge.cache=false",
+        "engine.max_steps=1", "engine.save_steps=1", "engine.prompts_per_step=2", "engine.num_generations=2",
+        "engine.max_completion_length=8", f"paths.output_root={tmp_path}/outputs", "run_name=selected",
+    ], timeout=600)
+    log = (tmp_path / "outputs" / "train" / "selected" / "train.log").read_text()
+    assert "6 samples loaded, 4 selected (margin_aware)" in log, proc.stdout[-2000:]
+    assert len(judge_server.chat_requests) == 6 * 4  # the built-in samples have 3 references each
