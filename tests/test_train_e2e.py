@@ -89,3 +89,11 @@ def test_resume_from_a_missing_folder_is_one_clear_error(tmp_path: Path) -> None
     assert proc.returncode == 2
     assert "resume_from=" in proc.stderr and "is not a folder of an earlier run" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_prompts_over_the_token_cap_are_dropped_and_all_dropped_is_one_clear_error(tmp_path: Path) -> None:
+    proc = run_cli("longwriter.train", [*TINY, "engine.max_prompt_length=5", f"paths.output_root={tmp_path}"],
+                   check=False)
+    assert proc.returncode == 2
+    assert "every prompt is longer than engine.max_prompt_length=5 tokens" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -69,10 +69,29 @@ def _peft_config(cfg: DictConfig):
     )
 
 
-def _train_dataset(samples, recipe):
+def _train_dataset(samples, recipe, tokenizer, max_prompt_length: int | None):
+    """The prompts TRL samples from; prompts longer than `engine.max_prompt_length` tokens are dropped
+    (TRL 1.16 has no prompt cap of its own, and one 26k-token prompt stalls a CPU run)."""
     from datasets import Dataset
 
-    rows = [{"prompt": recipe.apply_prompt(s.prompt), "sample_id": s.id} for s in samples]
+    from longwriter.errors import ConfigError
+
+    rows, too_long = [], []
+    for sample in samples:
+        messages = recipe.apply_prompt(sample.prompt)
+        if max_prompt_length:
+            ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                                return_dict=True)["input_ids"]
+            if len(ids) > max_prompt_length:
+                too_long.append(sample.id)
+                continue
+        rows.append({"prompt": messages, "sample_id": sample.id})
+    if too_long:
+        logger.warning("dropped %d of %d prompts longer than engine.max_prompt_length=%s tokens: %s",
+                       len(too_long), len(samples), max_prompt_length, ", ".join(too_long[:5]))
+    if not rows:
+        raise ConfigError(f"every prompt is longer than engine.max_prompt_length={max_prompt_length} tokens; "
+                          f"raise it or choose shorter data")
     return Dataset.from_list(rows)
 
 
@@ -134,7 +153,7 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
                 model=model_path,
                 reward_funcs=[RecipeReward(setup.recipe, samples_by_id, loop)],
                 args=args,
-                train_dataset=_train_dataset(samples, setup.recipe),
+                train_dataset=_train_dataset(samples, setup.recipe, tokenizer, cfg.engine.get("max_prompt_length")),
                 processing_class=tokenizer,
                 peft_config=_peft_config(cfg),
                 callbacks=[progress, CurriculumCheckpointCallback(setup.curriculum)],
