@@ -124,8 +124,12 @@ class OpenAIBackend:
                 )
             key = "EMPTY"  # local servers ignore it; the client refuses an empty key
         # The key lives only inside this factory's closure and the clients it builds.
+        # The aiohttp transport (openai[aiohttp]) costs less CPU per request than the default httpx
+        # one: with 16 responses arriving at once on one event loop, that is the difference between
+        # 0.895 and 0.933 of the ideal throughput in benchmarks/judge_throughput.py.
         self._clients = LoopLocal(lambda: openai.AsyncOpenAI(
-            base_url=settings.base_url, api_key=key, timeout=settings.timeout_s, max_retries=0))
+            base_url=settings.base_url, api_key=key, timeout=settings.timeout_s, max_retries=0,
+            http_client=openai.DefaultAioHttpClient(timeout=settings.timeout_s)))
         self._limiter = RateLimiter(settings.concurrency, settings.rpm, settings.tpm)
         self._usage = Usage()
         self._rng = random.Random(seed)
@@ -181,8 +185,8 @@ class OpenAIBackend:
                     # pydantic models, ~1 ms of CPU a request that a wave of concurrent responses
                     # pays in series on one event loop. Errors still map to openai exceptions.
                     data = await client.post("/chat/completions", body=request, cast_to=object)
-            except openai.APITimeoutError:
-                error, delay = f"timeout after {self.settings.timeout_s:g}s", self._backoff_s(attempt)
+            except openai.APITimeoutError as exc:
+                error, delay = _timeout_or_refused(exc, self.settings.timeout_s), self._backoff_s(attempt)
             except openai.APIConnectionError as exc:
                 error, delay = f"connection error: {exc.__cause__ or exc}", self._backoff_s(attempt)
             except openai.APIStatusError as exc:
@@ -266,3 +270,11 @@ class OpenAIBackend:
         client = self._clients.pop_current()
         if client is not None:
             await client.close()
+
+
+def _timeout_or_refused(exc: Exception, timeout_s: float) -> str:
+    """The aiohttp transport reports a refused connection as a connect *timeout*; name it as it is."""
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and "Cannot connect to host" in str(cause):
+        return f"connection error: {cause}"
+    return f"timeout after {timeout_s:g}s"

@@ -185,4 +185,8 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
             logger.info("final model saved to %s; objective %s", final_dir, objective)
             return objective
     finally:
+        # Close the judge's HTTP session on the loop that opened it (no "unclosed session" at exit).
+        aclose = getattr(setup.judge_backend, "aclose", None)
+        if aclose is not None:
+            loop.run(aclose())
         loop.close()
