@@ -7,6 +7,11 @@ processes, `Recipe.advantages` (i.e. `longwriter.advantages.combine_advantages`)
 advantage, and TRL receives it as the single "reward" column with `scale_rewards="none"`.
 TRL then subtracts the group mean, which is already 0 for these advantages, so what TRL optimises
 with is exactly the project's function (tests/test_trl_engine.py checks it).
+
+Known limit with several processes: each process scores (and reports curriculum wins for) its own
+slice of the batch; when TRL splits one prompt's group across processes, the `any`/`majority`
+rules see two partial groups. Keep `prompts_per_step * num_generations` divisible by the number of
+processes times the group size, or use the verl engine, which commits levels once per step.
 """
 
 from __future__ import annotations
