@@ -86,8 +86,8 @@ def test_judge_limits_are_split_across_reward_workers(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("overrides,needle", [
-    (["engine.rollout_n=1"], "group-relative advantages need >= 2"),
-    (["engine.train_batch_size=3", "engine.ppo_mini_batch_size=3", "engine.rollout_n=3"], "must be divisible by"),
+    (["engine.num_generations=1"], "group-relative advantages need >= 2"),
+    (["engine.prompts_per_step=3", "engine.num_generations=3"], "must be divisible by"),
     (["+reward.components.length.bogus=1"], "reward recipe"),
 ])
 def test_validation_reports_what_would_fail_on_the_cluster(tmp_path, overrides, needle) -> None:
@@ -99,7 +99,16 @@ def test_unknown_raw_override_is_refused(tmp_path) -> None:
     from longwriter.errors import ConfigError
 
     with pytest.raises(ConfigError, match="no key 'trainer.no_such_key'"):
-        _prepare(tmp_path, ["+engine.overrides={trainer.no_such_key: 1}"])
+        _prepare(tmp_path, ["engine.verl.trainer.no_such_key=1"])
+
+
+def test_raw_verl_keys_win_over_the_vocabulary_and_open_mappings_accept_new_keys(tmp_path) -> None:
+    _, verl_cfg, report = _prepare(tmp_path, ["engine.verl.data.train_batch_size=8", "engine.verl.actor_rollout_ref.rollout.n=4",
+                                              "engine.verl.actor_rollout_ref.model.override_config.rope_theta=1000"])
+    assert report.errors == []
+    assert (verl_cfg.data.train_batch_size, verl_cfg.actor_rollout_ref.rollout.n) == (8, 4)
+    assert verl_cfg.actor_rollout_ref.actor.ppo_mini_batch_size == 8  # follows data.train_batch_size
+    assert verl_cfg.actor_rollout_ref.model.override_config.rope_theta == 1000
 
 
 def test_plugin_entry_point_is_installed() -> None:

@@ -49,4 +49,17 @@ def run_training(cfg: DictConfig) -> float | None:
     if name not in _ENGINES:
         raise ConfigError(f"engine={name!r} is unknown; choose one of {sorted(_ENGINES)}")
     module = importlib.import_module(_ENGINES[name])
-    return module.run(cfg, resolve_output_dir(cfg))
+    result = module.run(cfg, resolve_output_dir(cfg))
+    if cfg.engine.get("dry_run"):
+        return dry_run_objective(cfg)
+    return result
+
+
+def dry_run_objective(cfg: DictConfig) -> float | tuple[float, ...]:
+    """What a dry run returns: 0.0 per objective metric (nothing was trained). Optuna completes a
+    trial only with a number; a dry-run sweep keeps its study in memory and runs one trial
+    (sweeps/common/optuna.yaml), so these zeros never reach a real study."""
+    from longwriter.tracking.objective import objective_metrics
+
+    metrics = objective_metrics(cfg.get("objective"))
+    return 0.0 if len(metrics) == 1 else tuple(0.0 for _ in metrics)

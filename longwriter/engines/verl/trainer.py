@@ -37,6 +37,7 @@ from longwriter.advantages import weighted_reward_sum
 from longwriter.engines.verl.advantage import AdvantageInputs, provide
 from longwriter.engines.verl.config_builder import ADV_ESTIMATOR, TRAINER_MODE
 from longwriter.engines.verl.curriculum_actor import CURRICULUM_FILE, get_or_create
+from longwriter.tracking.metric_names import add_project_names
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,10 @@ def reward_settings(config) -> dict[str, Any]:
     if block is None:
         raise KeyError("reward.reward_kwargs.longwriter is missing: build the config with longwriter's config_builder")
     return OmegaConf.to_container(block, resolve=True)
+
+
+LEVEL_HIST_PREFIX = "curriculum/level_hist/"   # share of the step's responses per reference level (as TRL)
+DATASET_HIST_PREFIX = "curriculum/dataset_level_hist/"  # share of all training samples per level
 
 
 def _nanmean(values) -> float:
@@ -65,7 +70,9 @@ def step_metrics(inputs: AdvantageInputs, infos: list) -> dict[str, float]:
     metrics["reward/total/mean"] = _nanmean(weighted_reward_sum(inputs.rewards, inputs.weights))
     keys = {k for info in infos if info for k in info} - set(inputs.rewards) - {"score"}
     for key in sorted(keys):
-        values = [(info or {}).get(key) for info in infos]
+        # A response whose sample has fewer references than this level is not at it: 0, not unknown.
+        absent = 0.0 if key.startswith(LEVEL_HIST_PREFIX) else None
+        values = [(info or {}).get(key, absent) for info in infos]
         numbers = [float(v) if isinstance(v, (int, float)) else float("nan") for v in values]
         metrics[key] = _nanmean(numbers)
     return metrics
@@ -113,8 +120,12 @@ class LongWriterSyncTrainer(PPOTrainerSync):
             metrics["curriculum/moved"] = float(result["moved"])
             total = sum(result["histogram"].values())
             for level, count in result["histogram"].items():
-                metrics[f"curriculum/state_hist/{level}"] = count / total if total else 0.0
+                metrics[f"{DATASET_HIST_PREFIX}{level}"] = count / total if total else 0.0
         return batch
+
+    def _compute_metrics(self, batch, metrics, timing_raw, global_steps, epoch):
+        super()._compute_metrics(batch, metrics, timing_raw, global_steps, epoch)
+        add_project_names(metrics)  # train/kl, response_length/tokens/mean, ... as the TRL engine names them
 
     # 3. resume
     def _load_checkpoint(self):
