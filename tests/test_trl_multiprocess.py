@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from longwriter.judges.fake_server import FakeOpenAIServer
+from longwriter.testing.fake_openai_server import FakeOpenAIServer
 
 from conftest import ROOT
 
