@@ -226,3 +226,35 @@ def test_level_histogram_has_one_name_and_meaning_in_both_engines() -> None:
     metrics = step_metrics(inputs, infos)
     assert (metrics["curriculum/level_hist/0"], metrics["curriculum/level_hist/1"],
             metrics["curriculum/level_hist/2"]) == (0.5, 0.5, 0.0)
+
+
+@pytest.mark.slow
+@pytest.mark.verl
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("preset", SWEEPS)
+def test_every_sweep_preset_passes_the_verl_dry_run_validation(preset, tmp_path) -> None:
+    """What `-m sweep=<preset> engine=verl engine.dry_run=true` validates, for a trial at the first
+    value of each searched key (verl's validate_config, registrations, recipe, parquet)."""
+    pytest.importorskip("verl")
+    from longwriter.engines.verl.launcher import _check_in_training_eval, prepare, stand_in_model
+    from longwriter.engines.verl.validate import validate_verl
+
+    cfg = compose([f"sweep={preset}", "engine=verl", "engine.dry_run=true", f"paths.output_root={tmp_path}", "run_name=t"])
+    verl_cfg, _, _ = prepare(cfg, tmp_path / "run", dry_run=True)
+    report = validate_verl(verl_cfg, strict_data=False, stand_in_model=stand_in_model(cfg))
+    _check_in_training_eval(cfg, verl_cfg, report)
+    assert report.errors == [], report.errors
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_sweep_dry_run_cli_composes_validates_and_leaves_the_real_study_alone(engine, tmp_path) -> None:
+    if engine == "verl":
+        pytest.importorskip("verl")
+    from conftest import run_cli
+
+    proc = run_cli("longwriter.train", ["-m", "sweep=pairwise_lr_beta", f"engine={engine}", "engine.dry_run=true",
+                                        "model=tiny_random", f"paths.output_root={tmp_path}"], timeout=800)
+    assert f"{engine} dry run:" in proc.stdout and "validated" in proc.stdout
+    assert not (tmp_path / "optuna" / "studies.db").exists()  # an in-memory study: no real one touched

@@ -163,3 +163,32 @@ def test_launch_hands_run_ppo_the_validated_config_and_the_mlflow_run(tmp_path, 
     from longwriter.curriculum import CurriculumState
 
     assert sum(CurriculumState(tmp_path / "run" / "curriculum.sqlite").histogram().values()) > 0
+
+
+def test_eval_at_start_and_at_end_run_around_verl_into_the_same_run(tmp_path, monkeypatch) -> None:
+    """eval.at_start evaluates the initial model before run_ppo; eval.at_end asks verl for hf_model in the
+    checkpoints and evaluates the last one. run_ppo (GPUs) is the stand-in: it writes the checkpoint
+    folder verl would write, with the tiny model as its Hugging Face weights."""
+    import shutil
+
+    import verl.trainer.main_ppo as main_ppo
+    from mlflow.tracking import MlflowClient
+
+    from longwriter.engines.verl.launcher import run
+
+    seen = {}
+
+    def fake_run_ppo(config, task_runner_class):
+        seen["save_contents"] = list(config.actor_rollout_ref.actor.checkpoint.save_contents)
+        seen["run_id"] = config.ray_kwargs.ray_init.runtime_env.env_vars.MLFLOW_RUN_ID
+        target = Path(config.trainer.default_local_dir) / "global_step_3" / "actor" / "huggingface"
+        shutil.copytree(config.actor_rollout_ref.model.path, target)
+
+    monkeypatch.setattr(main_ppo, "run_ppo", fake_run_ppo)
+    cfg = project_cfg(tmp_path, ["model=tiny_random", "reward=length", "eval.at_start=true", "eval.at_end=true",
+                                 "eval.metrics=[length]", "eval.limit=2", "eval.max_new_tokens=8",
+                                 "eval.generation_cache=null"])
+    run(cfg, tmp_path / "run")
+    assert "hf_model" in seen["save_contents"]
+    history = MlflowClient(cfg.tracking.tracking_uri).get_metric_history(seen["run_id"], "eval/length_score/mean")
+    assert sorted(m.step for m in history) == [0, 3]  # the initial model, then the last checkpoint (step 3)
