@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# Today's path as it ran before engine.precision existed: fp32 compute, fp32 sampling.
+# Today's path as it ran before issue 15: fp32 compute and sampling (plus, in the child, TRL's own
+# fused LM head on CPU and rewards scored only after the rollout: `--today`).
 TODAY = ["engine.precision=fp32"]
 
 
@@ -56,6 +57,7 @@ class _RssSampler(threading.Thread):
 
 
 def _child(overrides: list[str], steps: int, overlap: bool = True) -> dict:
+    """`overlap=False` is today's path (see TODAY); True the new one."""
     """Train `steps` steps with these overrides; per-step timings and peak memory as a dict."""
     from transformers import TrainerCallback
 
@@ -99,7 +101,9 @@ def _child(overrides: list[str], steps: int, overlap: bool = True) -> dict:
 
     try:
         trainer = build_trainer(cfg, out, model_path, samples, setup, loop, callbacks=[Timer()])
+        # "today" = the loop before issue 15: TRL's fused head on CPU too, rewards scored after the rollout.
         trainer.overlap_rewards = trainer.overlap_rewards and overlap
+        trainer.cpu_logprobs = overlap
         batch = int(cfg.engine.prompts_per_step) * int(cfg.engine.num_generations)
         original = trainer._generate_and_score_completions
 
@@ -122,7 +126,7 @@ def _child(overrides: list[str], steps: int, overlap: bool = True) -> dict:
 
 
 def _run_child(overrides: list[str], steps: int, overlap: bool) -> dict:
-    cmd = [sys.executable, __file__, "--child", "--steps", str(steps), *(() if overlap else ("--no-overlap",)),
+    cmd = [sys.executable, __file__, "--child", "--steps", str(steps), *(() if overlap else ("--today",)),
            *overrides]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -148,10 +152,10 @@ def main() -> None:
                              "rollout, the new one overlaps scoring with the reference forward")
     parser.add_argument("--judge-concurrency", type=int, default=16)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--no-overlap", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--today", action="store_true", help=argparse.SUPPRESS)
     args, overrides = parser.parse_known_args()
     if args.child:
-        print("RESULT " + json.dumps(_child(overrides, args.steps, overlap=not args.no_overlap)), flush=True)
+        print("RESULT " + json.dumps(_child(overrides, args.steps, overlap=not args.today)), flush=True)
         return
     if args.judge_latency is not None:
         sys.path.insert(0, str(Path(__file__).parent))

@@ -102,6 +102,7 @@ class LongwriterGRPOTrainer(GRPOTrainer):
         # needed, old-policy) forward; `_calculate_rewards` then only waits for what is left. Only for
         # judges that wait on a network: an in-process judge model would fight the forward for the cores.
         self.overlap_rewards = _judge_waits_on_network(judge_backend)
+        self.cpu_logprobs = True  # False: TRL's own fused head everywhere (benchmarks/step_time.py's "today")
         self._rollout_inputs = None
         self._early_scores: _EarlyScores | None = None
         self.timings: dict[str, float] = defaultdict(float)
@@ -116,7 +117,7 @@ class LongwriterGRPOTrainer(GRPOTrainer):
         # One process only: several wrap the model in DDP, whose forward must run for gradients to sync.
         base = self.accelerator.unwrap_model(model)
         base = base.get_base_model() if is_peft_model(base) else base
-        if (compute_aux_loss or self.accelerator.num_processes > 1 or any(v is not None for v in multimodal.values())
+        if (not self.cpu_logprobs or compute_aux_loss or self.accelerator.num_processes > 1 or any(v is not None for v in multimodal.values())
                 or not cpu_logprobs.supports(base, self.accelerator.device, self.args.cast_lm_head_to_fp32)):
             return super()._get_per_token_logps_and_entropies(
                 model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
