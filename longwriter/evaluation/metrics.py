@@ -5,7 +5,7 @@
   checklist score: WritingBench (Wu et al. 2025): 1-10 per query-specific criterion, mean.
   win rates: pairwise verdicts of the policy against references.
 
-Lengths are `longwriter.text.count_words` units (English words + one per CJK character).
+Lengths are `longwriter.text.count_words` units (LongBench-Write's code: ASCII-letter words + CJK ideographs).
 Repetition rate lives in `longwriter.rewards.format` (shared with the reward); not repeated here.
 """
 
@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
-from longwriter.text import count_words
+from longwriter.text import DEFAULT_WORD_COUNT, count_words
 
 QUALITY_DIMENSIONS = ("relevance", "accuracy", "coherence", "clarity", "breadth and depth", "reading experience")
 Outcome = Literal["win", "tie", "loss"]
@@ -44,9 +44,9 @@ def length_score(required: int, output_words: int) -> float:
     return 100.0 * max(0.0, 1.0 - (x / y - 1.0) / 2.0)
 
 
-def length_score_text(required: int, text: str) -> float:
-    """S_l of a text, counting words as LongBench-Write does (CJK characters count one each)."""
-    return length_score(required, count_words(text))
+def length_score_text(required: int, text: str, word_count: str = DEFAULT_WORD_COUNT) -> float:
+    """S_l of a text, counting words as LongBench-Write's code does (or by another named convention)."""
+    return length_score(required, count_words(text, word_count))
 
 
 def mean_length_score(required: Sequence[int], output_words: Sequence[int]) -> float | None:

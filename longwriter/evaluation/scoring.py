@@ -28,7 +28,7 @@ from longwriter.evaluation.metrics import (
 )
 from longwriter.rewards.format import FormatConfig, parse_format
 from longwriter.rewards.pairwise import POSITIONS, combine_orders
-from longwriter.text import count_words, repetition_rate
+from longwriter.text import DEFAULT_WORD_COUNT, count_words, repetition_rate
 
 Metrics = dict[str, float | None]
 
@@ -43,6 +43,7 @@ class ScoringContext:
     rows: list[dict[str, Any]]
     prompt_template: str = "plain"
     pairwise_position: str = "swap"
+    word_count: str = DEFAULT_WORD_COUNT  # a `longwriter.text.WORD_COUNTS` convention
     backend: Any = None  # judge backend; None when no judge metric is selected
     progress: Any = None  # a tqdm bar shared by the judge scorers (None: no bar)
     format: FormatConfig = field(default_factory=FormatConfig)
@@ -115,11 +116,11 @@ def required_length(sample: Sample) -> int | None:
 
 @register_scorer("length")
 async def score_length(ctx: ScoringContext) -> Metrics:
-    """LongBench-Write S_l per sample (CJK-aware word counts) and its mean over scored samples."""
+    """LongBench-Write S_l per sample (words counted by `ctx.word_count`) and its mean over scored samples."""
     scores, words = [], []
     for sample, answer, row in zip(ctx.samples, ctx.answers, ctx.rows):
         required = required_length(sample)
-        row["words"] = count_words(answer)
+        row["words"] = count_words(answer, ctx.word_count)
         row["required_length"] = required
         row["length_score"] = None if required is None else length_score(required, row["words"])
         words.append(row["words"])
