@@ -143,7 +143,16 @@ class CachedBackend:
         return min(max_tokens, cap) if cap else max_tokens
 
     async def chat(self, messages: Sequence[Message], max_tokens: int) -> ChatResult:
-        key = cache_key(self.identity, "chat", messages, {"max_tokens": self._effective_max_tokens(max_tokens)})
+        return await self._chat(messages, max_tokens, {"max_tokens": self._effective_max_tokens(max_tokens)})
+
+    async def chat_retry(self, messages: Sequence[Message], max_tokens: int, attempt: int) -> ChatResult:
+        """Ask again after an unusable answer: attempt n >= 1 has its own key, so the stored
+        (unparsable) first answer is not simply read back, and a rerun replays every attempt."""
+        return await self._chat(messages, max_tokens,
+                                {"max_tokens": self._effective_max_tokens(max_tokens), "attempt": attempt})
+
+    async def _chat(self, messages: Sequence[Message], max_tokens: int, args: dict) -> ChatResult:
+        key = cache_key(self.identity, "chat", messages, args)
         stored = await asyncio.to_thread(self.cache.get, key)
         self._count(stored is not None)
         if stored is not None:

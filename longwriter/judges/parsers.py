@@ -50,12 +50,13 @@ def _in_range(value: Any, lo: float, hi: float, integer: bool) -> float | None:
     return float(value) if lo <= value <= hi else None
 
 
-def parse_score_marker(text: str, lo: float = 1, hi: float = 10) -> tuple[float | None, str | None]:
-    """(score, error) from the last `Score: N` in the reply."""
+def parse_score_marker(text: str, lo: float = 1, hi: float = 10, integer: bool = False
+                       ) -> tuple[float | None, str | None]:
+    """(score, error) from the last `Score: N` in the reply (`integer`: "7.5" is refused)."""
     found = _SCORE.findall(final_answer(text or ""))
     if not found:
         return None, "no score marker"
-    value = _in_range(float(found[-1]), lo, hi, integer=False)
+    value = _in_range(float(found[-1]), lo, hi, integer=integer)
     if value is None:
         return None, f"score {found[-1]} outside [{lo:g}, {hi:g}]"
     return value, None
@@ -104,12 +105,15 @@ def parse_dimensions(text: str, dimensions: tuple[str, ...], lo: int = 1, hi: in
 
 
 def parse_checklist_score(text: str, lo: float = 1, hi: float = 10) -> tuple[float | None, str | None]:
-    """WritingBench critic reply: JSON {"score": n} when present, else a `Score: N` marker."""
+    """WritingBench critic reply: JSON {"score": n} when present, else a `Score: N` marker.
+
+    The score must be an integer 1-10, as WritingBench's `evaluate_benchmark.py` requires
+    (8.0 is 8; 7.5 and "8" are invalid and get the judge asked again)."""
     obj = last_object_with(text, "score")
     if obj is not None:
-        value = _in_range(obj["score"], lo, hi, integer=False)
+        value = _in_range(obj["score"], lo, hi, integer=True)
         return (value, None) if value is not None else (None, f"invalid score {obj['score']!r}")
-    return parse_score_marker(text, lo, hi)
+    return parse_score_marker(text, lo, hi, integer=True)
 
 
 @dataclass
