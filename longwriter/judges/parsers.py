@@ -42,6 +42,35 @@ def parse_verdict(text: str) -> tuple[Verdict | None, str | None]:
     return MARKER_VERDICTS[letters.pop()], None
 
 
+VERDICT_READINGS = ("last_marker", "first_marker", "public_code")
+_LETTER_VERDICTS: tuple[tuple[str, Verdict], ...] = (("A", "first"), ("B", "second"), ("C", "tie"))
+
+
+def read_verdict(text: str, reading: str = "last_marker") -> tuple[Verdict | None, str | None]:
+    """(verdict, error) under a named reading of the judge's reply.
+
+    last_marker   the project's strict reading (`parse_verdict`): the last marker after any
+                  reasoning block, conflicting markers on that line -> unknown. Default.
+    first_marker  the first `[[A]]`/`[[B]]`/`[[C]]` anywhere in the reply, as the public Writing-RL
+                  code's `extract_judge_verdict` reads it; no marker -> unknown.
+    public_code   first_marker, and without a marker the public code's fallback: the reply is a
+                  verdict for the first letter test that passes, "A" in text -> first, else "B" ->
+                  second, else "C" -> tie (so nearly any reply is a verdict). Only for reproduction.
+    """
+    if reading == "last_marker":
+        return parse_verdict(text)
+    if reading not in VERDICT_READINGS:
+        raise ValueError(f"verdict reading must be one of {list(VERDICT_READINGS)}, got {reading!r}")
+    found = MARKER.search(text or "")
+    if found:
+        return MARKER_VERDICTS[found.group(1)], None
+    if reading == "public_code":
+        for letter, verdict in _LETTER_VERDICTS:
+            if letter in (text or ""):
+                return verdict, None
+    return None, "no verdict marker"
+
+
 def _in_range(value: Any, lo: float, hi: float, integer: bool) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
