@@ -18,6 +18,7 @@ from longwriter.judges.base import (
     Message,
     PairwiseJudgement,
     PointwiseJudgement,
+    choose_many,
     supports_probs,
 )
 from longwriter.judges.parsers import (
@@ -169,11 +170,11 @@ class QualityDimensionsTask(_Task):
 
     `score` is the mean of the dimensions that could be read (1-5 scale) and
     extra["dimensions"] maps each dimension to its score or None. Chat path: one JSON reply,
-    parsed strictly. Probability path: one `choose()` per dimension after the prefill
-    `{"<dimension>": ` with options "1".."5", each dimension the expected value (judged
-    independently of the others). A chat reply missing a dimension is asked again (QUALITY_TRIES
-    in all, as LongBench-Write's code does); `metrics.quality_score` then drops a sample that is
-    still incomplete. `criteria` is accepted for the protocol and not used (fixed dimensions).
+    parsed strictly. Probability path: the options "1".."5" after the prefill `{"<dimension>": `
+    for each dimension, the expected value (judged independently of the others); the six
+    requests go as one `choose_many`, so the local judge reads the shared prompt only once.
+    A chat reply missing a dimension is asked again (QUALITY_TRIES in all, as LongBench-Write's
+    code does); `metrics.quality_score` then drops a sample that is still incomplete. `criteria` is accepted for the protocol and not used (fixed dimensions).
     """
 
     template_id = "quality_v1"
@@ -184,9 +185,10 @@ class QualityDimensionsTask(_Task):
         fields = dict(prompt=prompt_text(prompt), response=response)
         raw, cached, error = "", False, None
         if self.uses_probs:
-            results = await asyncio.gather(*(
-                self.backend.choose(self.messages(True, dimension=d, **fields), ("1", "2", "3", "4", "5"))
-                for d in self.dimensions))
+            # One call for the six: they differ only in the prefill, so the local judge reads the
+            # shared prompt once (LocalHFBackend.choose_many); other backends get six choose() calls.
+            results = await choose_many(self.backend, [self.messages(True, dimension=d, **fields)
+                                                       for d in self.dimensions], ("1", "2", "3", "4", "5"))
             dims = {d: (None if r.probs is None else expected_value(r.probs)) for d, r in zip(self.dimensions, results)}
             cached = all(r.cached for r in results)
             errors = [f"{d}: {r.error}" for d, r in zip(self.dimensions, results) if r.error]
