@@ -125,8 +125,11 @@ class LocalHFBackend:
         import torch
 
         device = next(self._model.parameters()).device
-        out = self._model(input_ids=torch.tensor([list(ids)], device=device), past_key_values=cache,
-                          use_cache=True)
+        inputs = dict(input_ids=torch.tensor([list(ids)], device=device), past_key_values=cache, use_cache=True)
+        try:  # only the last position's logits are read: skip the vocabulary projection of the others
+            out = self._model(**inputs, logits_to_keep=1)
+        except TypeError:  # a model class without logits_to_keep
+            out = self._model(**inputs)
         return out.logits[0, -1].double().log_softmax(-1).cpu(), out.past_key_values
 
     def choose_sync(self, messages: Sequence[Message], options: Sequence[str]) -> ChoiceResult:
