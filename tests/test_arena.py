@@ -107,3 +107,29 @@ def test_contestants_are_checked(output_root: Path) -> None:
         check("[{name: a, model: tiny_random, checkpoint: x}, {name: b, model: tiny_random}]")
     with pytest.raises(ConfigError, match="no preset"):
         check("[{name: a, model: nope}, {name: b, model: tiny_random}]")
+
+
+def test_battles_with_an_openai_compatible_judge() -> None:
+    """The arena's judging step against an OpenAI-compatible endpoint (the fake server): a judge
+    preferring the longer response ranks long > medium > short, every order asked once."""
+    from longwriter.arena.ratings import rate
+    from longwriter.arena.runner import _battles
+    from longwriter.judges import build_judge_backend
+    from longwriter.judges.fake_server import FakeOpenAIServer
+
+    def longer(body):
+        user = body["messages"][-1]["content"]
+        a = user.split("[Response A]", 1)[1].split("[End of Response A]", 1)[0]
+        b = user.split("[Response B]", 1)[1].split("[End of Response B]", 1)[0]
+        return "Verdict: [[A]]" if len(a) > len(b) else "Verdict: [[B]]"
+
+    samples = [Sample(id=f"s{i}", prompt=[{"role": "user", "content": f"Write {i}."}]) for i in range(3)]
+    answers = {"short": ["a"] * 3, "medium": ["a b c"] * 3, "long": ["a b c d e f"] * 3}
+    with FakeOpenAIServer(longer) as server:
+        backend = build_judge_backend({"backend": "openai", "base_url": server.base_url, "model": "fake-judge",
+                                       "api_key_required": False, "concurrency": 4, "cache": False})
+        records = asyncio.run(_battles(backend, samples, answers))
+        judged = [r for r in server.chat_requests if "Compare two responses" in r.body["messages"][-1]["content"]]
+    assert len(judged) == 3 * 3 * 2 and all(r.outcome is not None and not r.disagreed for r in records)
+    table = rate([r.battle() for r in records], list(answers), bootstrap=20)
+    assert [r.name for r in table] == ["long", "medium", "short"]
