@@ -115,7 +115,7 @@ def test_battles_with_an_openai_compatible_judge() -> None:
     from longwriter.arena.ratings import rate
     from longwriter.arena.runner import _battles
     from longwriter.judges import build_judge_backend
-    from longwriter.judges.fake_server import FakeOpenAIServer
+    from longwriter.testing.fake_openai_server import FakeOpenAIServer
 
     def longer(body):
         user = body["messages"][-1]["content"]

@@ -89,7 +89,7 @@ def test_quality_score_drops_a_sample_missing_any_dimension_whole() -> None:
     # kept: first and second. relevance (5+2)/2 = 3.5 -> 62.5; accuracy 4 -> 75; coherence 4.5 -> 87.5;
     # clarity 4 -> 75; breadth 3.5 -> 62.5; reading 4.5 -> 87.5; S_q = 450 / 6 = 75.
     assert result["dimensions"] == {"relevance": 62.5, "accuracy": 75.0, "coherence": 87.5, "clarity": 75.0,
-                                    "breadth and depth": 62.5, "reading experience": 87.5}
+                                    "breadth_and_depth": 62.5, "reading_experience": 87.5}
     assert result["s_q"] == pytest.approx(75.0)
     assert (result["n_samples"], result["n_scored"], result["dropped"]) == (3, 2, 1)
     # The project's old per-dimension reading would have let the partial sample pull five dimensions down.

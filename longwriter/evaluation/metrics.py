@@ -15,9 +15,9 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
+from longwriter.judges.prompts import QUALITY_DIMENSIONS  # the judge's JSON keys, e.g. "breadth_and_depth"
 from longwriter.text import DEFAULT_WORD_COUNT, count_words
 
-QUALITY_DIMENSIONS = ("relevance", "accuracy", "coherence", "clarity", "breadth and depth", "reading experience")
 Outcome = Literal["win", "tie", "loss"]
 
 
@@ -63,7 +63,7 @@ def mean_length_score(required: Sequence[int], output_words: Sequence[int]) -> f
 
 
 def _normalise_dimension(name: str) -> str:
-    return " ".join(name.replace("_", " ").lower().split())
+    return "_".join(name.replace("_", " ").lower().split())
 
 
 def quality_score(dimension_scores: Sequence[Mapping[str, float | None]]) -> dict:
@@ -72,7 +72,7 @@ def quality_score(dimension_scores: Sequence[Mapping[str, float | None]]) -> dic
     A sample missing any of the six dimensions (None or absent; the judge was already retried) is
     dropped whole, as `eval_quality.py` drops it. Over the kept samples each dimension's mean maps
     to (mean - 1) * 25 (1 -> 0, 5 -> 100) and S_q is the mean of the six; None when no sample is
-    complete. Names are matched case-insensitively, "_" = " " ("Breadth_and_Depth").
+    complete. Names are matched case-insensitively, " " = "_" ("Breadth and Depth" = "breadth_and_depth").
 
     Returns {"s_q": float | None, "dimensions": {dim: mapped | None}, "n_samples": all samples,
              "n_scored": complete samples, "dropped": incomplete samples}.

@@ -28,6 +28,7 @@ from longwriter.evaluation.metrics import (
     writingbench_score,
 )
 from longwriter.rewards.format import FormatConfig, parse_format
+from longwriter.registry import Registry
 from longwriter.rewards.pairwise import POSITIONS, combine_orders
 from longwriter.text import DEFAULT_WORD_COUNT, count_words, repetition_rate
 
@@ -66,14 +67,12 @@ class ScoringContext:
 
 
 Scorer = Callable[[ScoringContext], Awaitable[Metrics]]
-_SCORERS: dict[str, tuple[Scorer, bool]] = {}
+_SCORERS: Registry[tuple[Scorer, bool]] = Registry("evaluation metric")
 
 
 def register_scorer(name: str, *, needs_judge: bool = False) -> Callable[[Scorer], Scorer]:
     def decorator(fn: Scorer) -> Scorer:
-        if name in _SCORERS:
-            raise ValueError(f"evaluation metric {name!r} is already registered")
-        _SCORERS[name] = (fn, needs_judge)
+        _SCORERS.add(name, (fn, needs_judge))
         return fn
 
     return decorator
@@ -191,7 +190,7 @@ async def score_quality(ctx: ScoringContext) -> Metrics:
         "eval/quality_score/dropped": float(result["dropped"]),
     }
     for dim in QUALITY_DIMENSIONS:
-        metrics[f"eval/quality_score/{dim.replace(' ', '_')}"] = result["dimensions"][dim]
+        metrics[f"eval/quality_score/{dim}"] = result["dimensions"][dim]
     return metrics
 
 

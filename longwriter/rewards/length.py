@@ -23,6 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from longwriter.data.length_requirements import MAX_WORDS
 from longwriter.prompting import answer_part, check_template
 from longwriter.rewards.base import BuildContext, ComponentScores, RolloutBatch, nanmean, parse_options, rate, \
     register_component
@@ -47,7 +48,7 @@ class LengthConfig:
     """l_max: absolute cap in words where the over-length reward reaches 0 (see module doc);
     word_count: a `longwriter.text.WORD_COUNTS` convention (LongBench-Write's by default)."""
 
-    l_max: float = 12000.0
+    l_max: float = float(MAX_WORDS)
     word_count: str = DEFAULT_WORD_COUNT
 
     def __post_init__(self) -> None:
