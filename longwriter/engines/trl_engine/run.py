@@ -233,6 +233,39 @@ def _restore_curriculum(curriculum, checkpoint: str | None) -> None:
         logger.info("curriculum levels restored from %s", saved)
 
 
+def build_trainer(cfg: DictConfig, output_dir: Path, model_path: str, samples, setup, loop, callbacks=()):
+    """The configured `LongwriterGRPOTrainer` (shared by `run` and benchmarks/step_time.py)."""
+    from transformers import AutoTokenizer
+
+    from longwriter.engines.precision import cpu_summary, resolve_precision
+    from longwriter.engines.trl_engine.trainer import LongwriterGRPOTrainer, RecipeReward
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    precision = resolve_precision(cfg.engine.get("precision"), "cuda" if _has_accelerator() else "cpu")
+    logger.info("engine.precision=%s -> %s (%s)", cfg.engine.get("precision", "auto"), precision, cpu_summary())
+    args = _grpo_config(cfg, output_dir, precision)
+    args.model_init_kwargs = {"dtype": str(cfg.model.get("dtype", "float32")),
+                              "attn_implementation": attn_implementation(str(cfg.engine.attn_implementation),
+                                                                         _has_accelerator())}
+    samples_by_id = {s.id: s for s in samples}
+    return LongwriterGRPOTrainer(
+        model=model_path,
+        reward_funcs=[RecipeReward(setup.recipe, samples_by_id, loop)],
+        args=args,
+        train_dataset=_train_dataset(samples, setup.recipe, tokenizer, cfg.engine.get("max_prompt_length")),
+        processing_class=tokenizer,
+        peft_config=_peft_config(cfg),
+        callbacks=list(callbacks),
+        recipe=setup.recipe,
+        samples_by_id=samples_by_id,
+        loop=loop,
+        judge_backend=setup.judge_backend,
+        precision=precision,
+    )
+
+
 def dry_run(cfg: DictConfig, output_dir: Path) -> None:
     """`engine.dry_run=true`: map the vocabulary onto GRPOConfig (TRL's own checks run), load the data,
     build the reward recipe and check the in-training evaluation settings; no model, no training."""
@@ -266,7 +299,7 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
     """One GRPO run. With several processes (accelerate launch), only the main process opens the MLflow
     run, logs and evaluates; every process trains its share of each step's groups."""
     import mlflow
-    from transformers import AutoTokenizer, ProgressCallback
+    from transformers import ProgressCallback
     from transformers.trainer_utils import get_last_checkpoint
 
     from longwriter.async_utils import BackgroundLoop
@@ -276,7 +309,6 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
         MlflowProgressCallback,
         QuietProgressBar,
     )
-    from longwriter.engines.trl_engine.trainer import LongwriterGRPOTrainer, RecipeReward
     from longwriter.models import resolve_model_path
     from longwriter.pipeline import build_reward_setup, load_training_samples
     from longwriter.tracking.mlflow_run import mlflow_run
@@ -298,15 +330,7 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
     if setup.curriculum is not None:  # the level histogram covers every training sample from step 0
         setup.curriculum.register(samples)
 
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    args = _grpo_config(cfg, output_dir)
-    args.model_init_kwargs = {"dtype": str(cfg.model.get("dtype", "float32")),
-                              "attn_implementation": attn_implementation(str(cfg.engine.attn_implementation),
-                                                                         _has_accelerator())}
     loop = BackgroundLoop()
-    samples_by_id = {s.id: s for s in samples}
     trainer = None
     main = is_main_process()
     progress = MlflowProgressCallback(lambda: trainer, cfg.engine.sample_every, cfg.engine.num_samples_logged)
@@ -318,20 +342,9 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
             if main:
                 mlflow.set_tags({"engine": "trl", "reward": str(cfg.reward.name), "model": str(cfg.model.name),
                                  "processes": str(world_size())})
-            trainer = LongwriterGRPOTrainer(
-                model=model_path,
-                reward_funcs=[RecipeReward(setup.recipe, samples_by_id, loop)],
-                args=args,
-                train_dataset=_train_dataset(samples, setup.recipe, tokenizer, cfg.engine.get("max_prompt_length")),
-                processing_class=tokenizer,
-                peft_config=_peft_config(cfg),
-                callbacks=[CurriculumHistogramCallback(setup.curriculum), progress,
-                           CurriculumCheckpointCallback(setup.curriculum)],
-                recipe=setup.recipe,
-                samples_by_id=samples_by_id,
-                loop=loop,
-                judge_backend=setup.judge_backend,
-            )
+            trainer = build_trainer(cfg, output_dir, model_path, samples, setup, loop,
+                                    callbacks=[CurriculumHistogramCallback(setup.curriculum), progress,
+                                               CurriculumCheckpointCallback(setup.curriculum)])
             # Keep the progress bar but not its dump of every raw TRL log dict: our callback prints
             # one readable line per step (time split and ETA).
             trainer.remove_callback(ProgressCallback)
