@@ -63,6 +63,7 @@ def test_two_processes_pairwise_one_run_whole_groups(output_root: Path) -> None:
     # The rule "any" moved both samples once per step: levels 0 then 1 over the whole step's batch.
     assert history("curriculum/level/mean") == [0.0, 1.0]
     assert history("curriculum/level_hist/0") == [1.0, 0.0]
+    assert history("curriculum/dataset_level_hist/1") == [1.0, 0.0]  # all samples, after each step's moves
     assert history("curriculum/dataset_level_hist/2") == [0.0, 1.0]
     assert history("train/loss") and history("response_length/tokens/mean")
     final = json.loads((runs[0] / "final_model" / "curriculum.json").read_text())

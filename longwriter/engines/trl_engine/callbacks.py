@@ -123,13 +123,14 @@ class CurriculumHistogramCallback(TrainerCallback):
     to each log event, under the name the verl engine logs it; listed before MlflowProgressCallback,
     which logs the same dict."""
 
-    def __init__(self, curriculum) -> None:
+    def __init__(self, curriculum, num_levels: int | None = None) -> None:
         self.curriculum = curriculum
+        self.num_levels = num_levels  # every level 0..num_levels-1 logged, zeros included (continuous series)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.curriculum is None or not state.is_world_process_zero or logs is None or "train_runtime" in logs:
             return
-        counts = self.curriculum.histogram()
+        counts = self.curriculum.histogram(self.num_levels)
         total = sum(counts.values())
         for level, count in counts.items():
             logs[f"curriculum/dataset_level_hist/{level}"] = count / total if total else 0.0

@@ -222,6 +222,10 @@ def _train_dataset(samples, recipe, tokenizer, max_prompt_length: int | None):
     return Dataset.from_list(rows)
 
 
+def _num_levels(samples) -> int:
+    return max((len(s.references) for s in samples), default=0)
+
+
 def _restore_curriculum(curriculum, checkpoint: str | None) -> None:
     from longwriter.engines.trl_engine.callbacks import CURRICULUM_FILE
 
@@ -343,7 +347,7 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
                 mlflow.set_tags({"engine": "trl", "reward": str(cfg.reward.name), "model": str(cfg.model.name),
                                  "processes": str(world_size())})
             trainer = build_trainer(cfg, output_dir, model_path, samples, setup, loop,
-                                    callbacks=[CurriculumHistogramCallback(setup.curriculum), progress,
+                                    callbacks=[CurriculumHistogramCallback(setup.curriculum, _num_levels(samples)), progress,
                                                CurriculumCheckpointCallback(setup.curriculum)])
             # Keep the progress bar but not its dump of every raw TRL log dict: our callback prints
             # one readable line per step (time split and ETA).
