@@ -119,10 +119,12 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
     )
     from longwriter.engines.trl_engine.trainer import LongwriterGRPOTrainer, RecipeReward
     from longwriter.models import resolve_model_path
-    from longwriter.pipeline import build_reward_setup, load_training_samples
+    from longwriter.pipeline import build_reward_setup, component_types, load_training_samples
+    from longwriter.resume import log_resume
     from longwriter.tracking.mlflow_run import mlflow_run
     from longwriter.tracking.objective import log_objective, run_objective
     from longwriter.tracking.sweep_callback import sweep_parent_run_id
+    from longwriter.training_guards import UnknownVerdictStreak, check_judge, judge_endpoint, require_references
 
     output_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = None
@@ -134,6 +136,7 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
 
     model_path = resolve_model_path(cfg.model, cfg.paths.cache_dir)
     samples = load_training_samples(cfg)
+    require_references(component_types(cfg.reward).values(), samples, str(cfg.data.name))
     setup = build_reward_setup(cfg, output_dir)
     _restore_curriculum(setup.curriculum, checkpoint)
 
@@ -147,7 +150,12 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
     trainer = None
     progress = MlflowProgressCallback(lambda: trainer, cfg.engine.sample_every, cfg.engine.num_samples_logged)
     try:
-        with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), parent_run_id=sweep_parent_run_id(cfg)):
+        check_judge(setup.judge_backend, loop)
+        resuming = bool(cfg.get("resume_from"))
+        with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), parent_run_id=sweep_parent_run_id(cfg),
+                        resume=resuming) as run:
+            if resuming:
+                log_resume(cfg, run.info.run_id, output_dir, checkpoint)
             mlflow.set_tags({"engine": "trl", "reward": str(cfg.reward.name), "model": str(cfg.model.name)})
             trainer = LongwriterGRPOTrainer(
                 model=model_path,
@@ -161,6 +169,8 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
                 samples_by_id=samples_by_id,
                 loop=loop,
                 judge_backend=setup.judge_backend,
+                unknown_streak=UnknownVerdictStreak(cfg.get("stop_after_unknown_steps"),
+                                                    judge_endpoint(setup.judge_backend)),
             )
             # Keep the progress bar but not its dump of every raw TRL log dict: our callback prints
             # one readable line per step (time split and ETA).

@@ -62,8 +62,10 @@ class RecipeReward:
 
 
 class LongwriterGRPOTrainer(GRPOTrainer):
-    def __init__(self, *args, recipe, samples_by_id: dict[str, Sample], loop, judge_backend=None, **kwargs):
+    def __init__(self, *args, recipe, samples_by_id: dict[str, Sample], loop, judge_backend=None,
+                 unknown_streak=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.unknown_streak = unknown_streak  # longwriter.training_guards.UnknownVerdictStreak
         self.judge_usage = JudgeUsageTracker(judge_backend)
         self.recipe = recipe
         self.samples_by_id = samples_by_id
@@ -110,7 +112,10 @@ class LongwriterGRPOTrainer(GRPOTrainer):
             self.recipe.combine, self.recipe.eps,
         )
 
-        for name, value in {**scores.metrics, **self.judge_usage.step_metrics()}.items():
+        step_metrics = {**scores.metrics, **self.judge_usage.step_metrics()}
+        if self.unknown_streak is not None and mode == "train":  # raises past the limit: the run fails
+            step_metrics.update(self.unknown_streak.update(scores.metrics, self.state.global_step + 1))
+        for name, value in step_metrics.items():
             self._metrics[mode][name].append(float(value))
         self._metrics[mode]["timing/reward_s"].append(time.perf_counter() - start)
         self.last_rollout = {
