@@ -6,8 +6,8 @@ and secret-free copies of the files Hydra would save.
   `error:` line (exit 2) and nothing written.
 - on_job_start: `.hydra/{config,hydra,overrides}.yaml` written with secrets hidden (the configs set
   `hydra.output_subdir: null`, so Hydra's own unredacted copies are never written); a resumed run
-  keeps its original `.hydra/` and gets `.hydra/resume-<timestamp>/`. A multirun's `multirun.yaml`
-  is rewritten redacted.
+  keeps its original `.hydra/` and, once the resume is accepted, gets `.hydra/resume-<timestamp>/`.
+  A multirun's `multirun.yaml` is rewritten redacted.
 - on_multirun_start: the launcher's `#<n> : <overrides>` log lines are redacted.
 """
 
@@ -81,17 +81,16 @@ class RunGuardCallback(Callback):
             _stop(error)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        for name in ("hydra._internal.core_plugins.basic_launcher", "hydra_plugins"):
+        for name in ("hydra._internal.core_plugins.basic_launcher", "hydra_plugins.hydra_optuna_sweeper._impl"):
             logger = logging.getLogger(name)
             if not any(isinstance(f, _RedactOverrides) for f in logger.filters):
                 logger.addFilter(_RedactOverrides())
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        output_dir = Path(str(config.hydra.runtime.output_dir))
-        folder = output_dir / HYDRA_DIR
-        if config.get("resume_from"):
-            folder = folder / f"resume-{time.strftime('%Y%m%d-%H%M%S')}"
-        save_redacted_hydra_files(config, folder)
+        # A resume writes its copies only once it is accepted (`save_resume_hydra_files`): a refused
+        # resume leaves the run's folder as it was.
+        if not config.get("resume_from"):
+            save_redacted_hydra_files(config, Path(str(config.hydra.runtime.output_dir)) / HYDRA_DIR)
         multirun_file = Path(str(config.hydra.sweep.dir)) / "multirun.yaml"
         if multirun_file.exists():
             plain = OmegaConf.to_container(OmegaConf.load(multirun_file), resolve=False)
@@ -113,10 +112,28 @@ def _redact_hydra(plain: dict) -> dict:
 
 def save_redacted_hydra_files(config: DictConfig, folder: Path) -> None:
     """Hydra's three files, with the values of secret-like keys and opaque subtrees hidden."""
-    folder.mkdir(parents=True, exist_ok=True)
     plain = OmegaConf.to_container(config, resolve=False)
-    hydra_part = {"hydra": plain.pop("hydra")}
-    (folder / "config.yaml").write_text(OmegaConf.to_yaml(redact(plain)))
-    (folder / "hydra.yaml").write_text(OmegaConf.to_yaml(_redact_hydra(hydra_part)))
-    overrides = redact_overrides(OmegaConf.to_container(config.hydra.overrides.task))
+    _write_hydra_files(plain, {"hydra": plain.pop("hydra")}, folder)
+
+
+def save_resume_hydra_files(task_cfg: DictConfig, output_dir: Path) -> Path | None:
+    """For an accepted resume, inside the Hydra job: `.hydra/resume-<timestamp>/` (the run's own
+    `.hydra/` stays as its first start wrote it)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        hydra_cfg = HydraConfig.get()
+    except ValueError:  # not a Hydra app
+        return None
+    folder = output_dir / HYDRA_DIR / f"resume-{time.strftime('%Y%m%d-%H%M%S')}"
+    _write_hydra_files(OmegaConf.to_container(task_cfg, resolve=False),
+                       {"hydra": OmegaConf.to_container(hydra_cfg, resolve=False)}, folder)
+    return folder
+
+
+def _write_hydra_files(task_plain: dict, hydra_plain: dict, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(redact(task_plain)))
+    (folder / "hydra.yaml").write_text(OmegaConf.to_yaml(_redact_hydra(hydra_plain)))
+    overrides = redact_overrides(hydra_plain["hydra"].get("overrides", {}).get("task") or [])
     (folder / "overrides.yaml").write_text(OmegaConf.to_yaml(overrides))

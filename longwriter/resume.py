@@ -123,6 +123,8 @@ def restore_config(cfg: DictConfig, output_dir: Path, overrides: Iterable[str] |
         if old == REDACTED or old == new:
             continue
         (accepted if _is_safe(key) else refused)[key] = (old, new)
+    for group in [k[:-len(".name")] for k in refused if k.endswith(".name")]:  # a swapped config group:
+        refused = {k: v for k, v in refused.items() if not k.startswith(group + ".") or k == group + ".name"}
     if refused:
         listed = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in refused.items())
         raise ConfigError(

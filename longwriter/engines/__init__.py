@@ -52,6 +52,7 @@ def prepare_run(cfg: DictConfig) -> tuple[DictConfig, Path]:
     """
     from omegaconf import open_dict
 
+    from longwriter.hydra_guard import save_resume_hydra_files
     from longwriter.resume import record_resume, restore_config, save_run_config
     from longwriter.run_names import job_run_name
 
@@ -63,6 +64,7 @@ def prepare_run(cfg: DictConfig) -> tuple[DictConfig, Path]:
     if cfg.get("resume_from"):
         cfg, accepted = restore_config(cfg, output_dir)
         record_resume(output_dir, accepted)
+        save_resume_hydra_files(cfg, output_dir)
         return cfg, output_dir
     if (output_dir / "mlflow_run.json").exists():
         raise ConfigError(f"run_name={cfg.run_name} is taken: {output_dir} holds an earlier run; choose another "
