@@ -121,10 +121,11 @@ def test_unknown_verdicts_stop_the_run_failed_and_planted_secrets_leak_nowhere(t
             "engine.max_steps=4", "stop_after_unknown_steps=1", "run_name=judged",
             f"paths.output_root={root}", f"paths.cache_dir={tmp_path}/.cache",
         ], check=False)
-        chats = server.chat_requests()
+        chats = server.chat_requests
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert "--- Logging error ---" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    # (the progress bar may share the error's line: it ends without a newline)
+    errors = [line[line.index("error: "):] for line in proc.stderr.splitlines() if "error: " in line]
     assert len(errors) == 1 and errors[0].startswith(
         "error: no reward signal: every judge verdict was unknown for 2 steps in a row (steps 1-2)"), proc.stderr[-3000:]
     client = _client(root)
