@@ -20,7 +20,6 @@ logger = logging.getLogger(__name__)
 
 # Per-step metrics that give the share of judged rewards without a verdict (pairwise, judge quality).
 UNKNOWN_RATE_METRICS = ("judge/unknown_rate", "quality/unknown_rate")
-DEFAULT_LIMIT = 3
 
 
 class RewardSignalLost(LongwriterError):

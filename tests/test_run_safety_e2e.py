@@ -108,16 +108,16 @@ def test_a_dead_judge_stops_training_before_the_first_step(tmp_path: Path) -> No
 
 
 def test_unknown_verdicts_stop_the_run_failed_and_planted_secrets_leak_nowhere(tmp_path: Path, monkeypatch) -> None:
-    from longwriter.judges.fake_server import FakeOpenAIServer
+    from longwriter.testing.fake_openai_server import FakeOpenAIServer
 
-    monkeypatch.setenv("LW_PLANTED_KEY", "sk-PLANTED-ENV-KEY")
-    monkeypatch.setenv("LW_PLANTED_ORG", "PLANTED-ENV-HEADER")
+    monkeypatch.setenv("LW_TEST_JUDGE_KEY", "sk-PLANTED-ENV-KEY")
+    monkeypatch.setenv("LW_TEST_ORG_ID", "PLANTED-ENV-HEADER")
     root = tmp_path / "outputs"
     with FakeOpenAIServer(default_reply="I cannot decide.") as server:  # no verdict marker: unknown
         proc = run_cli("longwriter.train", [
             *TINY, "reward=pairwise", "judge=openai", f"judge.base_url={server.base_url}", "judge.model=fake-judge",
-            "judge.api_key_env=LW_PLANTED_KEY", "+judge.extra_body.session_token=PLANTED-OVERRIDE-TOKEN",
-            "+judge.extra_body.enable_thinking=false", "+judge.headers_env={X-Org: LW_PLANTED_ORG}",
+            "judge.api_key_env=LW_TEST_JUDGE_KEY", "+judge.extra_body.session_token=PLANTED-OVERRIDE-TOKEN",
+            "+judge.extra_body.enable_thinking=false", "+judge.headers_env={X-Org: LW_TEST_ORG_ID}",
             "engine.max_steps=4", "stop_after_unknown_steps=1", "run_name=judged",
             f"paths.output_root={root}", f"paths.cache_dir={tmp_path}/.cache",
         ], check=False)
@@ -132,9 +132,10 @@ def test_unknown_verdicts_stop_the_run_failed_and_planted_secrets_leak_nowhere(t
     run = client.search_runs([client.get_experiment_by_name("longwriter").experiment_id])[0]
     assert run.info.status == "FAILED" and "no reward signal" in run.data.tags["longwriter.error"]
     # The secrets were really used ...
-    assert chats and chats[0].headers.get("X-Org") == "PLANTED-ENV-HEADER"
+    headers = {k.lower(): v for k, v in chats[0].headers.items()} if chats else {}
+    assert headers.get("x-org") == "PLANTED-ENV-HEADER"
     assert chats[0].body["session_token"] == "PLANTED-OVERRIDE-TOKEN"
-    assert chats[0].headers.get("Authorization") == "Bearer sk-PLANTED-ENV-KEY"
+    assert headers.get("authorization") == "Bearer sk-PLANTED-ENV-KEY"
     # ... and reached no file (Hydra's, run_config, MLflow store and artifacts, judge cache) and no output.
     leaks = [str(p) for p in tmp_path.rglob("*") if p.is_file() and b"PLANTED" in p.read_bytes()]
     assert leaks == []
