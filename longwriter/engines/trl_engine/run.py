@@ -13,6 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from longwriter.engines import is_main_process
 from longwriter.engines.vocabulary import VLLM_MODES, max_steps, rollout_backend
 from longwriter.errors import ConfigError
 
@@ -30,10 +31,6 @@ _ADAPTER_FIELDS = ("output_dir", "remove_unused_columns", "scale_rewards", "mult
 def world_size() -> int:
     """Processes of this run: accelerate and torchrun set WORLD_SIZE before Python starts."""
     return int(os.environ.get("WORLD_SIZE", "1") or 1)
-
-
-def is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0") or 0) == 0
 
 
 def batch_layout(engine_cfg: DictConfig, processes: int) -> tuple[int, int]:
@@ -314,10 +311,12 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
         QuietProgressBar,
     )
     from longwriter.models import resolve_model_path
-    from longwriter.pipeline import build_reward_setup, load_training_samples
+    from longwriter.pipeline import build_reward_setup, component_types, load_training_samples
+    from longwriter.resume import log_resume
     from longwriter.tracking.mlflow_run import mlflow_run
     from longwriter.tracking.objective import log_objective, run_objective
     from longwriter.tracking.sweep_callback import sweep_parent_run_id
+    from longwriter.training_guards import UnknownVerdictStreak, check_judge, judge_endpoint, require_references
 
     output_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = None
@@ -329,6 +328,7 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
 
     model_path = resolve_model_path(cfg.model, cfg.paths.cache_dir)
     samples = load_training_samples(cfg)
+    require_references(component_types(cfg.reward).values(), samples, str(cfg.data.name))
     setup = build_reward_setup(cfg, output_dir)
     _restore_curriculum(setup.curriculum, checkpoint)
     if setup.curriculum is not None:  # the level histogram covers every training sample from step 0
@@ -339,16 +339,22 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
     main = is_main_process()
     progress = MlflowProgressCallback(lambda: trainer, cfg.engine.sample_every, cfg.engine.num_samples_logged)
     # One MLflow run, opened by the main process; the others train without tracking.
-    tracking = (mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), parent_run_id=sweep_parent_run_id(cfg))
-                if main else contextlib.nullcontext())
+    resuming = bool(cfg.get("resume_from"))
+    tracking = (mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), parent_run_id=sweep_parent_run_id(cfg),
+                           resume=resuming) if main else contextlib.nullcontext())
     try:
-        with tracking:
+        check_judge(setup.judge_backend, loop)
+        with tracking as run:
             if main:
+                if resuming:
+                    log_resume(cfg, run.info.run_id, output_dir, checkpoint)
                 mlflow.set_tags({"engine": "trl", "reward": str(cfg.reward.name), "model": str(cfg.model.name),
                                  "processes": str(world_size())})
             trainer = build_trainer(cfg, output_dir, model_path, samples, setup, loop,
-                                    callbacks=[CurriculumHistogramCallback(setup.curriculum, _num_levels(samples)), progress,
-                                               CurriculumCheckpointCallback(setup.curriculum)])
+                                    callbacks=[CurriculumHistogramCallback(setup.curriculum, _num_levels(samples)),
+                                               progress, CurriculumCheckpointCallback(setup.curriculum)])
+            trainer.unknown_streak = UnknownVerdictStreak(cfg.get("stop_after_unknown_steps"),
+                                                          judge_endpoint(setup.judge_backend))
             # Keep the progress bar but not its dump of every raw TRL log dict: our callback prints
             # one readable line per step (time split and ETA).
             trainer.remove_callback(ProgressCallback)
