@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 FINAL_MODEL_DIR = "final_model"
+LENGTHS_FILE = "rollout_lengths.jsonl"  # per-step word counts and targets, drawn by longwriter.tracking.plots
 
 
 def _grpo_config(cfg: DictConfig, output_dir: Path):
@@ -106,6 +107,20 @@ def _restore_curriculum(curriculum, checkpoint: str | None) -> None:
         logger.info("curriculum levels restored from %s", saved)
 
 
+def _log_plots(lengths_file: Path) -> None:
+    """The run's pictures (rewards, lengths over targets, monitors, curriculum, verdicts) as PNGs."""
+    import mlflow
+
+    from longwriter.tracking.plots import LENGTHS_ARTIFACT, log_run_plots, read_lengths
+
+    lengths = None
+    if lengths_file.exists():
+        text = lengths_file.read_text(encoding="utf-8")
+        mlflow.log_text(text, LENGTHS_ARTIFACT)
+        lengths = read_lengths(text)
+    log_run_plots(mlflow.active_run().info.run_id, lengths)
+
+
 def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
     import mlflow
     from transformers import AutoTokenizer, ProgressCallback
@@ -136,6 +151,8 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
     samples = load_training_samples(cfg)
     setup = build_reward_setup(cfg, output_dir)
     _restore_curriculum(setup.curriculum, checkpoint)
+    if setup.curriculum is not None:
+        setup.curriculum.register(samples)  # so curriculum/level/mean_all covers every training sample
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
@@ -161,6 +178,7 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
                 samples_by_id=samples_by_id,
                 loop=loop,
                 judge_backend=setup.judge_backend,
+                lengths_path=output_dir / LENGTHS_FILE,
             )
             # Keep the progress bar but not its dump of every raw TRL log dict: our callback prints
             # one readable line per step (time split and ETA).
@@ -182,6 +200,7 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
                 evaluate_in_training(cfg, str(final_dir), step=trainer.state.global_step, label="eval/final")
             objective = run_objective(mlflow.active_run().info.run_id, cfg.get("objective"))
             log_objective(objective, cfg.get("objective"))
+            _log_plots(output_dir / LENGTHS_FILE)
             logger.info("final model saved to %s; objective %s", final_dir, objective)
             return objective
     finally:

@@ -16,9 +16,11 @@ processes times the group size, or use the verl engine, which commits levels onc
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,7 @@ from trl import GRPOTrainer
 from longwriter.advantages import combine_advantages
 from longwriter.data.schema import Sample
 from longwriter.rewards import RolloutBatch
+from longwriter.rewards.monitors import length_record
 from longwriter.tracking.judge_usage import JudgeUsageTracker
 
 logger = logging.getLogger(__name__)
@@ -62,8 +65,10 @@ class RecipeReward:
 
 
 class LongwriterGRPOTrainer(GRPOTrainer):
-    def __init__(self, *args, recipe, samples_by_id: dict[str, Sample], loop, judge_backend=None, **kwargs):
+    def __init__(self, *args, recipe, samples_by_id: dict[str, Sample], loop, judge_backend=None,
+                 lengths_path: Path | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.lengths_path = lengths_path  # one JSON line per training step: word counts and targets (plots)
         self.judge_usage = JudgeUsageTracker(judge_backend)
         self.recipe = recipe
         self.samples_by_id = samples_by_id
@@ -113,6 +118,10 @@ class LongwriterGRPOTrainer(GRPOTrainer):
         for name, value in {**scores.metrics, **self.judge_usage.step_metrics()}.items():
             self._metrics[mode][name].append(float(value))
         self._metrics[mode]["timing/reward_s"].append(time.perf_counter() - start)
+        if mode == "train" and self.lengths_path is not None and self.accelerator.is_main_process:
+            record = length_record(self.state.global_step + 1, samples, self.recipe.answers(texts))
+            with open(self.lengths_path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
         self.last_rollout = {
             "step": self.state.global_step,
             "mode": mode,
