@@ -42,7 +42,7 @@ def test_policy_wins_move_every_sample_up_one_level_per_step(output_root: Path) 
     with FakeOpenAIServer(default_reply="The second response is better. [[B]]") as server:
         _run(server, output_root, ["engine.max_steps=2", "engine.save_steps=1"])
         seen = ["\n".join(m["content"] for m in r.body["messages"]) for r in server.chat_requests]
-    metrics, _ = _metrics(output_root)
+    metrics, run_id = _metrics(output_root)
     assert metrics["judge/win_rate"] == [1.0, 1.0]
     assert metrics["reward/pairwise/mean"] == [1.0, 1.0]
     # 2 prompts x 2 completions, one order each, + the position-bias check of 1 in 4 in the other order
@@ -63,20 +63,20 @@ def test_policy_wins_move_every_sample_up_one_level_per_step(output_root: Path) 
         assert any(s.references[0] in text for s in samples) and not any(s.references[1] in text for s in samples)
     for text in seen[5:]:
         assert any(s.references[1] in text for s in samples)
-
-
-def test_unparsable_verdicts_are_unknown_neutral_and_never_move_levels(output_root: Path) -> None:
-    with FakeOpenAIServer(default_reply="Both are fine, I think A is nice.") as server:  # no marker
-        _run(server, output_root, ["engine.max_steps=1"])
-    metrics, run_id = _metrics(output_root)
-    assert metrics["judge/unknown_rate"] == [1.0]
-    assert metrics["judge/win_rate"] == [0.0]
-    assert metrics["curriculum/level/mean"] == [0.0]
-    final = json.loads((output_root / "train" / "pw" / "final_model" / "curriculum.json").read_text())
-    assert {v["level"] for v in final["samples"].values()} <= {0}
     import mlflow
 
     # the end-of-run pictures of a pairwise run
     client = mlflow.MlflowClient(f"sqlite:///{output_root}/mlflow.db")
     plots = {a.path for a in client.list_artifacts(run_id, "plots")}
     assert {"plots/curriculum.png", "plots/verdicts.png", "plots/rewards.png", "plots/monitors.png"} <= plots
+
+
+def test_unparsable_verdicts_are_unknown_neutral_and_never_move_levels(output_root: Path) -> None:
+    with FakeOpenAIServer(default_reply="Both are fine, I think A is nice.") as server:  # no marker
+        _run(server, output_root, ["engine.max_steps=1"])
+    metrics, _ = _metrics(output_root)
+    assert metrics["judge/unknown_rate"] == [1.0]
+    assert metrics["judge/win_rate"] == [0.0]
+    assert metrics["curriculum/level/mean"] == [0.0]
+    final = json.loads((output_root / "train" / "pw" / "final_model" / "curriculum.json").read_text())
+    assert {v["level"] for v in final["samples"].values()} <= {0}
