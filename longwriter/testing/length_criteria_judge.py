@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 
 from longwriter.data.length_requirements import parse_length_requirement
-from longwriter.judges.fake_server import FakeOpenAIServer
+from longwriter.testing.fake_openai_server import FakeOpenAIServer
 from longwriter.text import count_words
 
 logger = logging.getLogger(__name__)
