@@ -28,6 +28,7 @@ PAIRWISE_RUN = {
     "judge/swap_disagreement": _steps([0.5, 0.25]),
     "curriculum/level/mean": _steps([0.0, 0.5]), "curriculum/level/mean_all": _steps([0.0, 0.25]),
     "curriculum/level_hist/0": _steps([1.0, 0.5]), "curriculum/level_hist/1": _steps([0.0, 0.5]),
+    "eval/pairwise/win_rate": [(0, 0.25), (2, 0.75)],  # eval.at_start / eval.at_end
 }
 
 
@@ -46,7 +47,9 @@ def test_a_length_run_gets_rewards_lengths_and_monitors_but_no_pairwise_pictures
 
 def test_a_pairwise_run_gets_curriculum_and_verdict_pictures():
     figures = run_figures(PAIRWISE_RUN)
-    assert sorted(figures) == ["curriculum.png", "monitors.png", "rewards.png", "verdicts.png"]
+    assert sorted(figures) == ["curriculum.png", "eval_before_after.png", "monitors.png", "rewards.png", "verdicts.png"]
+    bars = figures["eval_before_after.png"].axes[0].patches
+    assert [bar.get_height() for bar in bars] == [0.25, 0.75]
     verdict_lines = [line.get_label() for line in figures["verdicts.png"].axes[0].get_lines()]
     assert verdict_lines == ["win_rate", "tie_rate", "loss_rate", "unknown_rate"]
     assert run_figures({}) == {}
@@ -67,6 +70,7 @@ def test_log_run_plots_draws_from_the_runs_own_metrics(tmp_path: Path):
         for step, value in points:
             client.log_metric(run_id, key, value, step=step)
     paths = log_run_plots(run_id, client=client)
-    assert sorted(paths) == ["plots/curriculum.png", "plots/monitors.png", "plots/rewards.png", "plots/verdicts.png"]
+    assert sorted(paths) == ["plots/curriculum.png", "plots/eval_before_after.png", "plots/monitors.png",
+                             "plots/rewards.png", "plots/verdicts.png"]
     local = Path(client.download_artifacts(run_id, "plots/curriculum.png", str(tmp_path / "dl")))
     assert local.read_bytes().startswith(PNG_MAGIC)

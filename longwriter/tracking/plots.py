@@ -11,6 +11,8 @@ Every run gets (when it logged the metrics behind them):
                              level histogram per step
     plots/verdicts.png       pairwise runs: win / tie / loss / unknown rates per step
     plots/format.png         recipes with a format component: valid / well-formed / repetitive rates
+    plots/eval_before_after.png  runs with eval.at_start and eval.at_end: each headline evaluation
+                             score at its first and its last logged step (e.g. S_l, win rate vs references)
 
 matplotlib runs with the Agg backend (no display). `log_run_plots(run_id)` is what the engines
 call at the end of training; `run_figures` is the pure part (history in, figures out) that tests use.
@@ -40,6 +42,8 @@ _MONITOR_PANELS = (
 )
 _VERDICTS = ("judge/win_rate", "judge/tie_rate", "judge/loss_rate", "judge/unknown_rate")
 _FORMAT = ("format/valid_rate", "format/well_formed_rate", "format/repetitive_rate")
+_EVAL_HEADLINES = ("eval/length_score/mean", "eval/quality_score/mean", "eval/checklist_score/mean",
+                   "eval/pairwise/win_rate", "eval/format/valid_rate", "eval/repetition/mean")
 
 
 def _pyplot():
@@ -165,6 +169,21 @@ def _simple_figure(plt, history: History, keys: Sequence[str], title: str, ylabe
     return fig
 
 
+def _eval_figure(plt, history: History):
+    pairs = [(k, _series(history, k)) for k in _EVAL_HEADLINES if len(history.get(k, ())) >= 2]
+    if not pairs:
+        return None
+    fig, axes = plt.subplots(1, len(pairs), figsize=(3 * len(pairs), 3.5), squeeze=False)
+    for ax, (key, (steps, values)) in zip(axes[0], pairs):
+        bars = ax.bar([f"step {steps[0]}", f"step {steps[-1]}"], [values[0], values[-1]],
+                      color=["tab:gray", "tab:blue"])
+        ax.bar_label(bars, fmt="%.3g", fontsize=8)
+        ax.set_title(key.split("/", 1)[1], fontsize=9)
+    fig.suptitle("evaluation before and after training")
+    fig.tight_layout()
+    return fig
+
+
 def run_figures(history: History, lengths: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """{file name: matplotlib Figure} for every picture whose metrics the history holds."""
     plt = _pyplot()
@@ -176,6 +195,7 @@ def run_figures(history: History, lengths: Sequence[Mapping[str, Any]] | None = 
         "verdicts.png": _simple_figure(plt, history, _VERDICTS, "judge verdicts against the current reference",
                                        "share of judged completions"),
         "format.png": _simple_figure(plt, history, _FORMAT, "format of the completions", "share of completions"),
+        "eval_before_after.png": _eval_figure(plt, history),
     }
     return {name: fig for name, fig in figures.items() if fig is not None}
 
