@@ -9,10 +9,10 @@ recipe has no curriculum). Positions:
                 judge/position_disagreement). When one order is unknown, `swap_partial` decides:
                 "unknown" (default: a single order carries the position bias swap exists to
                 cancel) or "use_known". Both unknown -> unknown.
-Rewards: win / tie / loss (1.0 / 0.5 / 0.0). An unknown verdict is never silently a win or a
-loss: `unknown` = "neutral" (default: NaN, i.e. zero advantage within its group), "tie" or
-"loss", and judge/unknown_rate counts it. A sample without references gets NaN, counted in
-judge/no_reference_rate. Unlike the public Writing-RL code, an unknown is not a loss there.
+Rewards: win / tie / loss (1.0 / 0.5 / 0.0, the paper's values). An unknown verdict is never
+silently a win or a loss: `unknown` = "neutral" (default: NaN, i.e. zero advantage within its
+group), "tie" or "loss", and judge/unknown_rate counts it. A sample without references gets NaN,
+counted in judge/no_reference_rate.
 
 Position-bias monitor (reward hacking through the judge's order preference): with a single-order
 position, `swap_check_fraction` of the judged completions (sampled, seeded) are judged once more in
@@ -21,7 +21,17 @@ of checked pairs (both orders known) whose outcomes differ; judge/swap_checked c
 position=swap every comparison is checked and judge/swap_disagreement = judge/position_disagreement.
 
 After the verdicts, a TRAINING batch reports wins to the curriculum (only completions with a
-known verdict; ties do not move levels); validation batches never touch it.
+known verdict; ties do not move levels); validation batches never touch it by default.
+
+Options that reproduce the public Writing-RL code (`verl/utils/reward_score/writing_rl.py`)
+instead of the paper, used by experiments/writing_rl_repro_code.yaml:
+  win: 1.1, tie: 0.55, loss: 0.1, unknown: loss   the code pays score + format_score = 1.1 for a
+      win, half that for a tie, format_score = 0.1 for a loss and for a reply it cannot read;
+  verdict_reading: first_marker | public_code      the code reads the first marker and, without
+      one, searches bare letters (`judges.parsers.read_verdict`); applies to chat judges, whose
+      reply text is kept (probability judges have no text to read);
+  validation_moves_levels: true                    the code's validation reward shares the level
+      file with training, so validation wins move levels too.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from typing import Any, Literal, Mapping, Sequence
 import numpy as np
 
 from longwriter.judges.base import PairwiseJudge, PairwiseJudgement
+from longwriter.judges.parsers import VERDICT_READINGS, read_verdict
 from longwriter.prompting import answer_part, check_template
 from longwriter.rewards.base import BuildContext, ComponentScores, RolloutBatch, nanmean, parse_options, rate, \
     register_component
@@ -75,6 +86,7 @@ def combine_orders(outcomes: Sequence[Outcome | None], swap_partial: str = "unkn
 class PairwiseConfig:
     """position: disadvantage | advantage | swap; win/tie/loss: rewards; unknown: neutral | tie | loss;
     swap_partial: unknown | use_known; curriculum_rule: any | majority | per_response;
+    verdict_reading: last_marker | first_marker | public_code; validation_moves_levels: bool;
     swap_check_fraction / swap_check_seed: the sampled position-bias monitor (module doc)."""
 
     position: str = "disadvantage"
@@ -84,6 +96,8 @@ class PairwiseConfig:
     unknown: str = "neutral"
     swap_partial: str = "unknown"
     curriculum_rule: str = "any"
+    verdict_reading: str = "last_marker"
+    validation_moves_levels: bool = False
     swap_check_fraction: float = 0.0
     swap_check_seed: int = 0
 
@@ -91,6 +105,7 @@ class PairwiseConfig:
         if not 0.0 <= float(self.swap_check_fraction) <= 1.0:
             raise ValueError(f"pairwise: swap_check_fraction must be in [0, 1], got {self.swap_check_fraction}")
         for name, value, allowed in (("position", self.position, tuple(POSITIONS)),
+                                     ("verdict_reading", self.verdict_reading, VERDICT_READINGS),
                                      ("unknown", self.unknown, UNKNOWN_POLICIES),
                                      ("swap_partial", self.swap_partial, SWAP_PARTIAL),
                                      ("curriculum_rule", self.curriculum_rule, RULES)):
@@ -158,7 +173,7 @@ class PairwiseComponent:
         per_completion: dict[int, list[Outcome | None]] = {}
         check_outcome: dict[int, Outcome | None] = {}
         for (i, response_first, is_check), judgement in zip(owners, judgements):
-            outcome = response_outcome(judgement.verdict, response_first)
+            outcome = response_outcome(self._verdict(judgement), response_first)
             if is_check:
                 check_outcome[i] = outcome
             else:
@@ -172,6 +187,12 @@ class PairwiseComponent:
         checks = [per_completion[i][0] != check_outcome[i] for i in check_outcome
                   if per_completion[i][0] is not None and check_outcome[i] is not None]
         return outcomes, disagreed, checks
+
+    def _verdict(self, judgement: PairwiseJudgement) -> str | None:
+        """The judgement's verdict, re-read from its reply text under `verdict_reading` if asked."""
+        if self.config.verdict_reading == "last_marker" or not judgement.raw:
+            return judgement.verdict
+        return read_verdict(judgement.raw, self.config.verdict_reading)[0]
 
     def _reward(self, outcome: Outcome | None) -> float:
         cfg = self.config
@@ -190,7 +211,7 @@ class PairwiseComponent:
         if self.config.position == "swap" or self.config.swap_check_fraction > 0:
             metrics["judge/swap_checked"] = float(len(checks))
             metrics["judge/swap_disagreement"] = rate(checks)
-        if batch.training and self.curriculum is not None:
+        if self.curriculum is not None and (batch.training or self.config.validation_moves_levels):
             metrics["curriculum/moved"] = float(len(self._report(batch, outcomes, has_ref)))
             stored = self.curriculum.snapshot()  # every training sample once the engine registered them
             if stored:
