@@ -198,6 +198,7 @@ def run_evaluate(cfg: DictConfig) -> dict[str, float]:
     else:
         model_path = resolve_model_path(cfg.model, cfg.paths.cache_dir)
         model_label = str(cfg.model.name)
+    eval_samples(cfg, settings)  # a bad data path or an empty file stops here, before an MLflow run exists
     output_dir = _output_dir(cfg)
     with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), tags={"kind": "evaluate"}):
         mlflow.set_tags({"model": model_label, "dataset": str(cfg.data.name)})

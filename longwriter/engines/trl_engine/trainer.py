@@ -87,8 +87,9 @@ class LongwriterGRPOTrainer(GRPOTrainer):
     generation_copy.py) and a bf16 reference model (it only ever runs forward, under autocast)."""
 
     def __init__(self, *args, recipe, samples_by_id: dict[str, Sample], loop, judge_backend=None,
-                 precision: str = "fp32", lengths_path: Path | None = None, **kwargs):
+                 precision: str = "fp32", unknown_streak=None, lengths_path: Path | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.unknown_streak = unknown_streak  # longwriter.training_guards.UnknownVerdictStreak
         self.lengths_path = lengths_path  # one JSON line per training step: word counts and targets (plots)
         self.precision = precision
         self.generation_copy = None
@@ -207,7 +208,10 @@ class LongwriterGRPOTrainer(GRPOTrainer):
             self.recipe.combine, self.recipe.eps,
         )
 
-        for name, value in {**scores.metrics, **self.judge_usage.step_metrics()}.items():
+        step_metrics = {**scores.metrics, **self.judge_usage.step_metrics()}
+        if self.unknown_streak is not None and mode == "train":  # raises past the limit: the run fails
+            step_metrics.update(self.unknown_streak.update(scores.metrics, self.state.global_step + 1))
+        for name, value in step_metrics.items():
             self._metrics[mode][name].append(float(value))
         self._metrics[mode]["timing/reward_s"].append(time.perf_counter() - start)
         if mode == "train" and self.lengths_path is not None and self.accelerator.is_main_process:
