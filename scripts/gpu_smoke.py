@@ -68,7 +68,7 @@ def main() -> None:
 
     print(f"python {sys.version.split()[0]}, torch {torch.__version__}, transformers {transformers.__version__}, "
           f"trl {trl.__version__}, device {device}", flush=True)
-    from longwriter.judges.fake_server import FakeOpenAIServer
+    from longwriter.testing.fake_openai_server import FakeOpenAIServer
 
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
