@@ -18,9 +18,11 @@ References:
 from __future__ import annotations
 
 import logging
-from typing import Callable, Mapping, Protocol
+from typing import Mapping, Protocol
 
 import numpy as np
+
+from longwriter.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -35,25 +37,12 @@ class Combiner(Protocol):
     ) -> np.ndarray: ...
 
 
-COMBINERS: dict[str, Combiner] = {}
-
-
-def register_combiner(name: str) -> Callable[[Combiner], Combiner]:
-    """Register a combination mode under `name` (verl-style registry; a duplicate name is an error)."""
-
-    def decorator(fn: Combiner) -> Combiner:
-        if name in COMBINERS and COMBINERS[name] is not fn:
-            raise ValueError(f"advantage combiner '{name}' is already registered")
-        COMBINERS[name] = fn
-        return fn
-
-    return decorator
+COMBINERS: Registry[Combiner] = Registry("advantage combine mode")
+register_combiner = COMBINERS.register  # `@register_combiner("<mode>")`: a value of `reward.combine`
 
 
 def get_combiner(name: str) -> Combiner:
-    if name not in COMBINERS:
-        raise KeyError(f"unknown advantage combine mode '{name}'; available: {sorted(COMBINERS)}")
-    return COMBINERS[name]
+    return COMBINERS.lookup(name)
 
 
 def _check_inputs(rewards: np.ndarray, group_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

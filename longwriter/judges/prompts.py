@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from longwriter.registry import Registry
+
 GENERIC_WRITING_CRITERIA = (
     "Relevance: the response does what the request asks, in the requested form and scope.",
     "Content: depth, accuracy and insight of the content; concrete, well-chosen details.",
@@ -34,22 +36,16 @@ class Template:
     system: str = SYSTEM
 
 
-_REGISTRY: dict[str, Template] = {}
+_REGISTRY: Registry[Template] = Registry("judge template")
 
 
 def register(template: Template) -> Template:
     """Add a template; a duplicate id is an error (ids are part of recorded results)."""
-    if template.id in _REGISTRY:
-        raise ValueError(f"judge template {template.id!r} is already registered")
-    _REGISTRY[template.id] = template
-    return template
+    return _REGISTRY.add(template.id, template)
 
 
 def get_template(template_id: str) -> Template:
-    try:
-        return _REGISTRY[template_id]
-    except KeyError:
-        raise KeyError(f"unknown judge template {template_id!r}; known: {sorted(_REGISTRY)}") from None
+    return _REGISTRY.lookup(template_id)
 
 
 def format_criteria(criteria: "list[str] | tuple[str, ...]") -> str:
