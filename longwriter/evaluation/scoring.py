@@ -184,7 +184,7 @@ async def score_quality(ctx: ScoringContext) -> Metrics:
         "eval/quality_score/missing_ratings": float(sum(result["missing"].values())),
     }
     for dim in QUALITY_DIMENSIONS:
-        metrics[f"eval/quality_score/{dim.replace(' ', '_')}"] = result["dimensions"][dim]
+        metrics[f"eval/quality_score/{dim}"] = result["dimensions"][dim]
     return metrics
 
 

@@ -22,6 +22,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from longwriter.data.length_requirements import MAX_WORDS
 from longwriter.prompting import answer_part, check_template
 from longwriter.rewards.base import BuildContext, ComponentScores, RolloutBatch, nanmean, parse_options, rate, \
     register_component
@@ -45,7 +46,7 @@ def length_reward(words: int, lower: int, upper: int, l_max: float) -> float:
 class LengthConfig:
     """l_max: absolute cap in words where the over-length reward reaches 0 (see module doc)."""
 
-    l_max: float = 12000.0
+    l_max: float = float(MAX_WORDS)
 
 
 @register_component("length")
