@@ -1,7 +1,7 @@
 """GPU smoke (run by scripts/gpu_smoke.sh): a few TRL steps, checkpoint, resume, checked in MLflow.
 
 The tiny random model in bf16 with LoRA, the pairwise reward against a scripted judge served over
-the OpenAI-compatible HTTP path on 127.0.0.1 (it prefers the longer response, so rewards vary
+the OpenAI-compatible HTTP path on 127.0.0.1 (a verdict per response text, so rewards vary
 within a group), 2 steps with a checkpoint, then `resume_from=` up to 4 steps. Exits non-zero with
 the failed check's name; prints one line per check.
 
@@ -11,6 +11,7 @@ the failed check's name; prints one line per check.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -23,16 +24,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def longer_wins(request: dict) -> str:
-    """Scripted pairwise verdict: the longer of the two responses wins (ties: [[C]])."""
+def scripted_verdict(request: dict) -> str:
+    """Scripted pairwise verdict, deterministic per text: the policy's response (shown second, as B,
+    under position "disadvantage") wins when its text hashes to an odd number, so rewards vary
+    within a group (a length rule would always lose to the long references)."""
     content = request["messages"][-1]["content"]
-
-    def response(tag: str) -> str:
-        match = re.search(rf"\[Response {tag}\](.*?)\[End of Response {tag}\]", content, re.S)
-        return match.group(1) if match else ""
-
-    a, b = len(response("A").split()), len(response("B").split())
-    return "Verdict: [[C]]" if a == b else f"Verdict: [[{'A' if a > b else 'B'}]]"
+    match = re.search(r"\[Response B\](.*?)\[End of Response B\]", content, re.S)
+    response = match.group(1).strip() if match else ""
+    return f"Verdict: [[{'B' if hashlib.sha256(response.encode()).digest()[0] % 2 else 'A'}]]"
 
 
 def train(overrides: list[str], log: Path) -> float:
@@ -74,7 +73,7 @@ def main() -> None:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     run_dir = out / "train" / "gpu_smoke"
-    with FakeOpenAIServer(default_reply=longer_wins) as judge:
+    with FakeOpenAIServer(default_reply=scripted_verdict) as judge:
         common = [
             "model=tiny_random", f"model.dtype={'float32' if args.cpu else 'bfloat16'}",
             "reward=pairwise", "judge=vllm_server", f"judge.base_url={judge.base_url}", "judge.model=scripted",
@@ -102,7 +101,7 @@ def main() -> None:
     steps = sorted({m.step for m in client.get_metric_history(run.info.run_id, "train/loss")})
     check("train/loss logged at steps 1-4", steps == [1, 2, 3, 4], str(steps))
     rewards = [m.value for m in client.get_metric_history(run.info.run_id, "reward/pairwise/mean")]
-    check("pairwise rewards from the judge", len(rewards) >= 4 and judge_requests > 0,
+    check("pairwise rewards from the judge", len(rewards) >= 4 and judge_requests > 0 and max(rewards) > 0,
           f"{judge_requests} judge requests, reward/pairwise/mean {[round(r, 3) for r in rewards]}")
     final = Path(run.data.tags["final_model_path"])
     check("final LoRA adapter saved", (final / "adapter_model.safetensors").exists(), str(final))

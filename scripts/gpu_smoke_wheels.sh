@@ -26,7 +26,7 @@ PACKAGES=(
   opentelemetry-api opentelemetry-sdk opentelemetry-proto opentelemetry-semantic-conventions
   importlib-metadata cachetools python-dotenv gitpython gitdb smmap databricks-sdk google-auth
   pyasn1 pyasn1-modules rsa fastapi starlette uvicorn cryptography cffi pycparser
-  openai httpx2 jiter pydantic pydantic-core annotated-types typing-inspection sniffio distro
+  openai httpx2 httpcore2 truststore jiter pydantic pydantic-core annotated-types typing-inspection sniffio distro
 )
 SDIST_ONLY=(antlr4-python3-runtime)   # hydra's parser: published as a source archive only (pure Python)
 

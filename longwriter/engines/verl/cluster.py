@@ -28,10 +28,7 @@ def filesystem_type(path: str | os.PathLike, mounts: str = "/proc/mounts") -> st
         lines = Path(mounts).read_text().splitlines()
     except OSError:
         return None
-    target = Path(path).expanduser().absolute()
-    while not target.exists() and target != target.parent:
-        target = target.parent
-    target = target.resolve()
+    target = Path(path).expanduser().resolve()  # non-strict: a file not created yet is fine
     best, best_type = "", None
     for line in lines:
         fields = line.split()
