@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import hashlib
+import json
 import logging
 import math
 import os
@@ -57,7 +59,11 @@ class OpenAISettings:
     temperature: float | None = 0.0  # None: omit (models that refuse the parameter)
     max_tokens: int = 1024  # cap on completion tokens per call; tasks ask for less when enough
     max_tokens_field: str = "max_tokens"  # "max_completion_tokens" for OpenAI reasoning models
-    extra_body: dict | None = None  # provider extras, e.g. {enable_thinking: false} for Qwen3
+    extra_body: dict | None = None  # provider extras, e.g. {enable_thinking: false} for Qwen3 (never logged)
+    # Secrets for a provider come from the environment only: {header name: env var name} and
+    # {request body field: env var name}, read when the backend is built.
+    headers_env: dict | None = None
+    extra_body_env: dict | None = None
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "OpenAISettings":
@@ -67,6 +73,18 @@ class OpenAISettings:
         if unknown:
             raise JudgeError(f"unknown judge config keys for an openai backend: {unknown}; known: {sorted(known)}")
         return cls(**{k: v for k, v in cfg.items() if k in known})
+
+
+def _from_env(names: Mapping[str, str] | None, key: str) -> dict[str, str]:
+    """{name: value of the environment variable it names}; a missing variable is one clear error."""
+    values = {}
+    for name, variable in (names or {}).items():
+        value = os.environ.get(str(variable))
+        if not value:
+            raise JudgeError(f"{key}.{name} names the environment variable {variable}, which is not set; "
+                             f"export {variable}=... before starting")
+        values[str(name)] = value
+    return values
 
 
 def estimate_tokens(messages: Sequence[Message]) -> int:
@@ -123,19 +141,22 @@ class OpenAIBackend:
                     f"(named by judge.api_key_env)"
                 )
             key = "EMPTY"  # local servers ignore it; the client refuses an empty key
+        headers = _from_env(settings.headers_env, "judge.headers_env")
+        self._extra_body = {**(settings.extra_body or {}), **_from_env(settings.extra_body_env, "judge.extra_body_env")}
         # The key lives only inside this factory's closure and the clients it builds.
         # The aiohttp transport (openai[aiohttp]) costs less CPU per request than the default httpx
         # one: with 16 responses arriving at once on one event loop, that is the difference between
         # 0.895 and 0.933 of the ideal throughput in benchmarks/judge_throughput.py.
         self._clients = LoopLocal(lambda: openai.AsyncOpenAI(
             base_url=settings.base_url, api_key=key, timeout=settings.timeout_s, max_retries=0,
-            http_client=openai.DefaultAioHttpClient(timeout=settings.timeout_s)))
+            default_headers=headers or None, http_client=openai.DefaultAioHttpClient(timeout=settings.timeout_s)))
         self._limiter = RateLimiter(settings.concurrency, settings.rpm, settings.tpm)
         self._usage = Usage()
         self._rng = random.Random(seed)
         suffix = "" if settings.temperature == 0 else f"#temperature={settings.temperature}"
-        if settings.extra_body:
-            suffix += "#extra=" + ",".join(f"{k}={settings.extra_body[k]}" for k in sorted(settings.extra_body))
+        if self._extra_body:  # a digest: the values may be secrets and must not reach the cache file
+            suffix += "#extra=" + hashlib.sha256(json.dumps(self._extra_body, sort_keys=True, default=str)
+                                                 .encode()).hexdigest()[:16]
         self.identity = f"openai:{settings.model}@{settings.base_url}{suffix}"
         self.max_tokens_cap = settings.max_tokens
 
@@ -163,8 +184,8 @@ class OpenAIBackend:
                                    self.settings.max_tokens_field: max_tokens}
         if self.settings.temperature is not None:
             request["temperature"] = self.settings.temperature
-        if self.settings.extra_body:
-            request.update(self.settings.extra_body)
+        if self._extra_body:
+            request.update(self._extra_body)
         return request
 
     async def chat(self, messages: Sequence[Message], max_tokens: int) -> ChatResult:
