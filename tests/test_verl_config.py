@@ -143,7 +143,7 @@ def test_launch_hands_run_ppo_the_validated_config_and_the_mlflow_run(tmp_path, 
             client.log_metric(env.MLFLOW_RUN_ID, "reward/total/mean", value, step=step)
 
     monkeypatch.setattr(main_ppo, "run_ppo", fake_run_ppo)
-    cfg = project_cfg(tmp_path, ["reward=pairwise", "judge=vllm_server", "engine.curriculum_actor=lw_launch_test"])
+    cfg = project_cfg(tmp_path, ["reward=pairwise", "engine.allow_local_judge=true", "engine.curriculum_actor=lw_launch_test"])
     import ray
 
     try:  # the launcher starts Ray as run_ppo would and probes the plugin in a worker first
