@@ -94,10 +94,18 @@ def read_samples_parquet(path: Path) -> list[Sample]:
 
 @register_loader("builtin")
 def load_builtin(cfg: Mapping[str, Any]) -> list[Sample]:
-    """The writing set shipped inside the package (longwriter/data/builtin_prompts.jsonl)."""
-    if not BUILTIN_PATH.is_file():
-        raise DataError(f"the built-in dataset file is missing: {BUILTIN_PATH} (is the package installed with its data?)")
-    return read_samples_jsonl(BUILTIN_PATH)
+    """A set shipped inside the package: `data.file` names a .jsonl in longwriter/data/ (default: the
+    writing set with criteria and references, builtin_prompts.jsonl)."""
+    name = cfg.get("file")
+    if name is not None and (Path(str(name)).name != str(name) or not str(name).endswith(".jsonl")):
+        raise DataError(f"data.file={name!r}: name a .jsonl file shipped in {BUILTIN_PATH.parent} (no folders); "
+                        f"for your own file use data=jsonl data.path=...")
+    path = BUILTIN_PATH if name is None else BUILTIN_PATH.with_name(str(name))
+    if not path.is_file():
+        shipped = sorted(p.name for p in BUILTIN_PATH.parent.glob("*.jsonl"))
+        raise DataError(f"the built-in dataset file is missing: {path} (is the package installed with its data? "
+                        f"shipped: {shipped})")
+    return read_samples_jsonl(path)
 
 
 @register_loader("jsonl")

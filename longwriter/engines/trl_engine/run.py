@@ -122,6 +122,7 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
     from longwriter.pipeline import build_reward_setup, load_training_samples
     from longwriter.tracking.mlflow_run import mlflow_run
     from longwriter.tracking.objective import log_objective, run_objective
+    from longwriter.tracking.run_summary import print_run_summary
     from longwriter.tracking.sweep_callback import sweep_parent_run_id
 
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -183,6 +184,8 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
             objective = run_objective(mlflow.active_run().info.run_id, cfg.get("objective"))
             log_objective(objective, cfg.get("objective"))
             logger.info("final model saved to %s; objective %s", final_dir, objective)
+            if trainer.accelerator.is_main_process:
+                print_run_summary(mlflow.active_run(), final_dir)
             return objective
     finally:
         # Close the judge's HTTP session on the loop that opened it (no "unclosed session" at exit).

@@ -151,6 +151,7 @@ def _launch(cfg: DictConfig, verl_cfg: DictConfig, inputs: VerlInputs, train, ou
     from longwriter.curriculum import CurriculumState
     from longwriter.tracking.mlflow_run import mlflow_run
     from longwriter.tracking.objective import log_objective, run_objective
+    from longwriter.tracking.run_summary import print_run_summary
     from longwriter.tracking.sweep_callback import sweep_parent_run_id
 
     if inputs.curriculum_path is not None:  # the histogram covers every sample from step 0
@@ -165,4 +166,5 @@ def _launch(cfg: DictConfig, verl_cfg: DictConfig, inputs: VerlInputs, train, ou
         mlflow.set_tag("final_model_path", str(verl_cfg.trainer.default_local_dir))
         objective = run_objective(run.info.run_id, cfg.get("objective"))  # the same objective as the TRL engine
         log_objective(objective, cfg.get("objective"))
+        print_run_summary(run, str(verl_cfg.trainer.default_local_dir))
         return objective
