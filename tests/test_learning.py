@@ -18,7 +18,7 @@ import pytest
 from conftest import run_cli
 
 STEPS = 16
-COMPONENTS = "{length:{weight:1.0},length_relative:{type:length,weight:1.0,l_max_ratio:2.0}}"
+SECOND_COMPONENT = "+reward.components.length_relative={type:length,weight:1.0,l_max_ratio:2.0}"
 
 
 def _prompts(path: Path) -> Path:
@@ -47,9 +47,9 @@ def test_reward_rises_over_a_short_fixed_seed_run(combine: str, output_root: Pat
     data = _prompts(tmp_path / "prompts.jsonl")
     proc = run_cli("longwriter.train", [
         "model=tiny_random", "data=jsonl", f"data.path={data}", f"reward.combine={combine}",
-        f"reward.components={COMPONENTS}", f"engine.max_steps={STEPS}", "engine.prompts_per_step=2",
+        SECOND_COMPONENT, f"engine.max_steps={STEPS}", "engine.prompts_per_step=2",
         "engine.num_generations=8", "engine.max_completion_length=12", "engine.learning_rate=3e-3",
-        "engine.beta=0.0", "engine.save_steps=1000", "engine.sample_every=1000", "seed=0",
+        "engine.beta=0.0", "engine.lora.enabled=false", "engine.save_steps=1000", "engine.sample_every=1000", "seed=0",
         f"paths.output_root={output_root}", "run_name=learn",
     ])
     rewards = _rewards(output_root)
