@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Iterator
 
 from longwriter.judges import OpenAIBackend, OpenAISettings, PairwiseTask
-from longwriter.judges.fake_server import FakeOpenAIServer
+from longwriter.testing.fake_openai_server import FakeOpenAIServer
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = "river stone light winter letter garden memory silence harbour morning".split()
@@ -53,7 +53,7 @@ def fake_server(mode: str, latency: float) -> Iterator[str]:
         with FakeOpenAIServer(REPLY, latency=latency) as server:
             yield server.base_url
         return
-    cmd = [sys.executable, "-m", "longwriter.judges.fake_server", "--port", "0", "--latency", str(latency),
+    cmd = [sys.executable, "-m", "longwriter.testing.fake_openai_server", "--port", "0", "--latency", str(latency),
            "--reply", REPLY]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})

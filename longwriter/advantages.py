@@ -18,11 +18,20 @@ References:
 from __future__ import annotations
 
 import logging
-from typing import Callable, Mapping, Protocol
+from typing import Mapping, Protocol
 
 import numpy as np
 
+from longwriter.registry import Registry
+
 logger = logging.getLogger(__name__)
+
+# The defaults of a reward config's `combine` and `eps` (conf/reward/*.yaml always set `combine`).
+# "sum_reward" won over "mean_advantage" (advantages.py and the verl adapter said the latter) because it
+# is what both engines applied to a config without `combine`: GRPO on the summed reward, the plain
+# Writing-RL/length behaviour; LongWriter-Zero's average of advantages is asked for by name.
+DEFAULT_COMBINE = "sum_reward"
+DEFAULT_EPS = 1e-6
 
 
 class Combiner(Protocol):
@@ -35,25 +44,12 @@ class Combiner(Protocol):
     ) -> np.ndarray: ...
 
 
-COMBINERS: dict[str, Combiner] = {}
-
-
-def register_combiner(name: str) -> Callable[[Combiner], Combiner]:
-    """Register a combination mode under `name` (verl-style registry; a duplicate name is an error)."""
-
-    def decorator(fn: Combiner) -> Combiner:
-        if name in COMBINERS and COMBINERS[name] is not fn:
-            raise ValueError(f"advantage combiner '{name}' is already registered")
-        COMBINERS[name] = fn
-        return fn
-
-    return decorator
+COMBINERS: Registry[Combiner] = Registry("advantage combine mode")
+register_combiner = COMBINERS.register  # `@register_combiner("<mode>")`: a value of `reward.combine`
 
 
 def get_combiner(name: str) -> Combiner:
-    if name not in COMBINERS:
-        raise KeyError(f"unknown advantage combine mode '{name}'; available: {sorted(COMBINERS)}")
-    return COMBINERS[name]
+    return COMBINERS.lookup(name)
 
 
 def _check_inputs(rewards: np.ndarray, group_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -66,7 +62,7 @@ def _check_inputs(rewards: np.ndarray, group_index: np.ndarray) -> tuple[np.ndar
     return rewards, group_index
 
 
-def grpo_advantages(rewards: np.ndarray, group_index: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+def grpo_advantages(rewards: np.ndarray, group_index: np.ndarray, eps: float = DEFAULT_EPS) -> np.ndarray:
     """GRPO outcome advantages, group by group.
 
     rewards [N] float (NaN = unknown), group_index [N] int -> advantages [N] float.
@@ -136,7 +132,7 @@ def sum_reward_advantages(
     component_rewards: Mapping[str, np.ndarray],
     weights: Mapping[str, float],
     group_index: np.ndarray,
-    eps: float = 1e-6,
+    eps: float = DEFAULT_EPS,
 ) -> np.ndarray:
     """GRPO on the weighted sum of the component rewards: r = sum_k w_k r_k, A = grpo(r).
 
@@ -161,7 +157,7 @@ def mean_advantage_advantages(
     component_rewards: Mapping[str, np.ndarray],
     weights: Mapping[str, float],
     group_index: np.ndarray,
-    eps: float = 1e-6,
+    eps: float = DEFAULT_EPS,
 ) -> np.ndarray:
     """LongWriter-Zero: a weighted mean of per-component GRPO advantages.
 
@@ -187,8 +183,8 @@ def combine_advantages(
     component_rewards: Mapping[str, np.ndarray],
     weights: Mapping[str, float],
     group_index: np.ndarray,
-    mode: str = "mean_advantage",
-    eps: float = 1e-6,
+    mode: str = DEFAULT_COMBINE,
+    eps: float = DEFAULT_EPS,
 ) -> np.ndarray:
     """Advantages [N] for a recipe: `mode` is a registered combiner ("sum_reward", "mean_advantage")."""
     return get_combiner(mode)(component_rewards, weights, group_index, eps)

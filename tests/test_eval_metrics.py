@@ -82,9 +82,9 @@ def test_quality_score_skips_missing_and_reports_them() -> None:
     second = {"relevance": None, "accuracy": 3, "coherence": 3, "clarity": 3, "breadth and depth": 3}
     result = quality_score([first, second])
     # relevance: mean 5 -> 100; reading experience: mean 5 -> 100; the other four: mean 4 -> 75
-    assert result["dimensions"]["relevance"] == 100.0 and result["dimensions"]["reading experience"] == 100.0
+    assert result["dimensions"]["relevance"] == 100.0 and result["dimensions"]["reading_experience"] == 100.0
     assert result["s_q"] == pytest.approx((100 + 100 + 4 * 75) / 6)  # 83.33
-    assert result["missing"]["relevance"] == 1 and result["missing"]["reading experience"] == 1
+    assert result["missing"]["relevance"] == 1 and result["missing"]["reading_experience"] == 1
     assert result["missing"]["clarity"] == 0
 
 

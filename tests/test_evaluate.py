@@ -18,7 +18,7 @@ from longwriter.data.schema import Sample
 from longwriter.evaluation.generation import GenerationSettings, generation_key, model_identity
 from longwriter.evaluation.metrics import length_score
 from longwriter.evaluation.scoring import ScoringContext, checklist_items, required_length, score_all
-from longwriter.judges.fake_server import FakeOpenAIServer
+from longwriter.testing.fake_openai_server import FakeOpenAIServer
 from longwriter.judges.prompts import QUALITY_DIMENSIONS
 from longwriter.text import count_words
 

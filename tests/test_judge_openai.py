@@ -20,7 +20,7 @@ from longwriter.judges import (
     QualityDimensionsTask,
     build_judge_backend,
 )
-from longwriter.judges.fake_server import Delay, Error, FakeOpenAIServer, Raw, Reply
+from longwriter.testing.fake_openai_server import Delay, Error, FakeOpenAIServer, Raw, Reply
 from longwriter.judges.ratelimit import RateLimiter, TokenBucket
 
 from conftest import compose

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from longwriter.data.loaders import load_samples
-from longwriter.judges.fake_server import FakeOpenAIServer
+from longwriter.testing.fake_openai_server import FakeOpenAIServer
 
 from conftest import run_cli
 

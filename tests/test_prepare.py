@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT, SHARED_BENCHMARKS, compose, run_cli
 from longwriter.data.loaders import load_samples
-from longwriter.judges.fake_server import FakeOpenAIServer
+from longwriter.testing.fake_openai_server import FakeOpenAIServer
 from test_selection import MARGIN_ROWS, _write_jsonl, scripted_judge
 
 WB_FILE = SHARED_BENCHMARKS / "writingbench_length" / "length_subset.jsonl"

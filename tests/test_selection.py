@@ -17,7 +17,7 @@ import pytest
 from conftest import compose
 from longwriter.data.loaders import load_samples
 from longwriter.data.schema import Sample
-from longwriter.judges.fake_server import FakeOpenAIServer
+from longwriter.testing.fake_openai_server import FakeOpenAIServer
 from longwriter.selection import select_samples
 from longwriter.selection.common import order_by_score
 from longwriter.selection.margin_aware import first_level_beating, keep_largest, margin

@@ -10,14 +10,13 @@ from longwriter.advantages import combine_advantages, grpo_advantages
 from longwriter.async_utils import BackgroundLoop
 from longwriter.data.loaders import load_samples
 from longwriter.models import resolve_model_path
-from longwriter.rewards import ComponentScores, build_recipe, register_component
+from longwriter.rewards import COMPONENTS, ComponentScores, build_recipe
 
 from conftest import compose
 
 
-@register_component("test_char_mod")
 class CharModComponent:
-    """A deterministic, varied reward for tests: (characters mod 5) / 4."""
+    """A deterministic, varied reward for tests: (characters mod 5) / 4 (registered per test, see below)."""
 
     @classmethod
     def from_config(cls, options, ctx):
@@ -37,13 +36,14 @@ def _trl_normalize_then_sum(components: dict[str, np.ndarray], weights: dict[str
 
 
 @pytest.mark.parametrize("combine", ["mean_advantage", "sum_reward"])
-def test_trl_advantages_equal_the_project_function(tmp_path, combine: str) -> None:
+def test_trl_advantages_equal_the_project_function(tmp_path, monkeypatch, combine: str) -> None:
     from datasets import Dataset
     from transformers import AutoTokenizer
     from trl import GRPOConfig
 
     from longwriter.engines.trl_engine.trainer import LongwriterGRPOTrainer, RecipeReward
 
+    monkeypatch.setitem(COMPONENTS, "test_char_mod", CharModComponent.from_config)  # undone after the test
     cfg = compose(["model=tiny_random", "data.limit=4"])
     model_path = resolve_model_path(cfg.model, cfg.paths.cache_dir)
     samples = load_samples(cfg.data)

@@ -41,7 +41,7 @@ def reward_loop(ray_local, tmp_path_factory):
     from longwriter.curriculum import CurriculumState
     from longwriter.engines.verl.curriculum_actor import get_or_create
     from longwriter.engines.verl.launcher import prepare
-    from longwriter.judges.fake_server import FakeOpenAIServer
+    from longwriter.testing.fake_openai_server import FakeOpenAIServer
 
     tmp = tmp_path_factory.mktemp("verl_reward")
     server = FakeOpenAIServer(default_reply=judge_reply, latency=LATENCY).start()

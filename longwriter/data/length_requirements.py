@@ -25,6 +25,14 @@ from typing import Literal
 
 Kind = Literal["about", "at_least", "at_most", "range"]
 
+# LongWriter-Zero's rules for a predicted word range (docs/design.md, "Length-range selection"): the one
+# home of these numbers. The predictor's prompt and parser (judges/prompts.py, judges/parsers.py) state
+# them, and the length reward's absolute cap L_max defaults to MAX_WORDS, so its reward reaches 0
+# exactly where no predicted target can reach.
+MAX_WORDS = 12000
+MAX_RANGE_WIDTH = 3000
+RANGE_STEP = 100
+
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
 _MULT = r"[万千]?"
 _UNIT = r"(?:\s*-?\s*words?\b|\s*(?:个)?(?:汉)?字)"

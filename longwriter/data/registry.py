@@ -16,21 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from longwriter.data.schema import DataError, Sample
+from longwriter.registry import Registry
 
 LoaderFn = Callable[[Mapping[str, Any]], list[Sample]]
-_LOADERS: dict[str, LoaderFn] = {}
-
-
-def register_loader(name: str) -> Callable[[LoaderFn], LoaderFn]:
-    """Register `fn` as the loader for `data.format=<name>`; a second registration is an error."""
-
-    def decorator(fn: LoaderFn) -> LoaderFn:
-        if name in _LOADERS:
-            raise ValueError(f"data loader {name!r} is already registered ({_LOADERS[name].__module__})")
-        _LOADERS[name] = fn
-        return fn
-
-    return decorator
+_LOADERS: Registry[LoaderFn] = Registry("data loader")
+register_loader = _LOADERS.register  # `@register_loader("<name>")`: the loader for `data.format=<name>`
 
 
 def get_loader(name: str) -> LoaderFn:

@@ -15,9 +15,9 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
+from longwriter.judges.prompts import QUALITY_DIMENSIONS  # the judge's JSON keys, e.g. "breadth_and_depth"
 from longwriter.text import count_words
 
-QUALITY_DIMENSIONS = ("relevance", "accuracy", "coherence", "clarity", "breadth and depth", "reading experience")
 Outcome = Literal["win", "tie", "loss"]
 
 
@@ -63,7 +63,7 @@ def mean_length_score(required: Sequence[int], output_words: Sequence[int]) -> f
 
 
 def _normalise_dimension(name: str) -> str:
-    return " ".join(name.replace("_", " ").lower().split())
+    return "_".join(name.replace("_", " ").lower().split())
 
 
 def quality_score(dimension_scores: Sequence[Mapping[str, float | None]]) -> dict:
@@ -72,7 +72,7 @@ def quality_score(dimension_scores: Sequence[Mapping[str, float | None]]) -> dic
     Each dimension: mean over the samples that have it (None or absent = missing, skipped), then
     (mean - 1) * 25, so 1 -> 0 and 5 -> 100. S_q = mean of the six mapped dimensions; None when a
     dimension has no rating at all (an average over fewer dimensions is not comparable).
-    Names are matched case-insensitively, "_" = " " ("Breadth_and_Depth" = "breadth and depth").
+    Names are matched case-insensitively, " " = "_" ("Breadth and Depth" = "breadth_and_depth").
 
     Returns {"s_q": float | None, "dimensions": {dim: mapped | None},
              "missing": {dim: number of samples without it}, "n_samples": int}.

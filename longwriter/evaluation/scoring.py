@@ -27,6 +27,7 @@ from longwriter.evaluation.metrics import (
     win_rates,
 )
 from longwriter.rewards.format import FormatConfig, parse_format
+from longwriter.registry import Registry
 from longwriter.rewards.pairwise import POSITIONS, combine_orders
 from longwriter.text import count_words, repetition_rate
 
@@ -64,14 +65,12 @@ class ScoringContext:
 
 
 Scorer = Callable[[ScoringContext], Awaitable[Metrics]]
-_SCORERS: dict[str, tuple[Scorer, bool]] = {}
+_SCORERS: Registry[tuple[Scorer, bool]] = Registry("evaluation metric")
 
 
 def register_scorer(name: str, *, needs_judge: bool = False) -> Callable[[Scorer], Scorer]:
     def decorator(fn: Scorer) -> Scorer:
-        if name in _SCORERS:
-            raise ValueError(f"evaluation metric {name!r} is already registered")
-        _SCORERS[name] = (fn, needs_judge)
+        _SCORERS.add(name, (fn, needs_judge))
         return fn
 
     return decorator
@@ -185,7 +184,7 @@ async def score_quality(ctx: ScoringContext) -> Metrics:
         "eval/quality_score/missing_ratings": float(sum(result["missing"].values())),
     }
     for dim in QUALITY_DIMENSIONS:
-        metrics[f"eval/quality_score/{dim.replace(' ', '_')}"] = result["dimensions"][dim]
+        metrics[f"eval/quality_score/{dim}"] = result["dimensions"][dim]
     return metrics
 
 

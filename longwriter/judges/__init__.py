@@ -29,6 +29,7 @@ from longwriter.judges.base import (
     Verdict,
     supports_probs,
 )
+from longwriter.registry import Registry
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__ below
     from longwriter.judges.cache import CachedBackend, JudgeCache, cache_key
@@ -66,19 +67,8 @@ logger = logging.getLogger(__name__)
 CACHE_FILE = "judges/judge_cache.sqlite"
 
 BackendBuilder = Callable[[dict, "Path | None", "Callable | None"], Backend]
-_BUILDERS: dict[str, BackendBuilder] = {}
-
-
-def register_backend(kind: str) -> Callable[[BackendBuilder], BackendBuilder]:
-    """Register a builder for `judge.backend: <kind>`; a duplicate kind is an error."""
-
-    def decorator(builder: BackendBuilder) -> BackendBuilder:
-        if kind in _BUILDERS:
-            raise ValueError(f"judge backend {kind!r} is already registered")
-        _BUILDERS[kind] = builder
-        return builder
-
-    return decorator
+_BUILDERS: Registry[BackendBuilder] = Registry("judge backend")
+register_backend = _BUILDERS.register  # `@register_backend("<kind>")` builds judges for `judge.backend: <kind>`
 
 
 @register_backend("openai")

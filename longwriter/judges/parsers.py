@@ -13,15 +13,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from longwriter.data.length_requirements import MAX_RANGE_WIDTH as LENGTH_MAX_WIDTH
+from longwriter.data.length_requirements import MAX_WORDS as LENGTH_MAX
+from longwriter.data.length_requirements import RANGE_STEP as LENGTH_STEP
 from longwriter.judges.base import Verdict
 
 MARKER = re.compile(r"\[\[\s*([ABC])\s*\]\]")
 MARKER_VERDICTS: dict[str, Verdict] = {"A": "first", "B": "second", "C": "tie"}
 _SCORE = re.compile(r"score[\s*_]*[:：][\s*_]*(\d+(?:\.\d+)?)", re.IGNORECASE)
-
-LENGTH_MAX = 12000
-LENGTH_MAX_WIDTH = 3000
-LENGTH_STEP = 100
 
 
 def final_answer(text: str) -> str:

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from longwriter.data.length_requirements import MAX_RANGE_WIDTH, MAX_WORDS, RANGE_STEP
+from longwriter.registry import Registry
+
 GENERIC_WRITING_CRITERIA = (
     "Relevance: the response does what the request asks, in the requested form and scope.",
     "Content: depth, accuracy and insight of the content; concrete, well-chosen details.",
@@ -34,22 +37,16 @@ class Template:
     system: str = SYSTEM
 
 
-_REGISTRY: dict[str, Template] = {}
+_REGISTRY: Registry[Template] = Registry("judge template")
 
 
 def register(template: Template) -> Template:
     """Add a template; a duplicate id is an error (ids are part of recorded results)."""
-    if template.id in _REGISTRY:
-        raise ValueError(f"judge template {template.id!r} is already registered")
-    _REGISTRY[template.id] = template
-    return template
+    return _REGISTRY.add(template.id, template)
 
 
 def get_template(template_id: str) -> Template:
-    try:
-        return _REGISTRY[template_id]
-    except KeyError:
-        raise KeyError(f"unknown judge template {template_id!r}; known: {sorted(_REGISTRY)}") from None
+    return _REGISTRY.lookup(template_id)
 
 
 def format_criteria(criteria: "list[str] | tuple[str, ...]") -> str:
@@ -109,6 +106,8 @@ Score: N""",
     prefill="Score: ",
 ))
 
+# LongBench-Write's six S_q dimensions, spelled as the judge's JSON keys. The one home: the judge task
+# asks for these, and S_q (evaluation/metrics.py) aggregates and names its metrics by them.
 QUALITY_DIMENSIONS = ("relevance", "accuracy", "coherence", "clarity", "breadth_and_depth", "reading_experience")
 
 QUALITY_V1 = register(Template(
@@ -161,7 +160,7 @@ LENGTH_RANGE_V1 = register(Template(
 
 Rules:
 1. Reply with one JSON object and nothing else: {{"range": [lo, hi]}}, lo and hi in words.
-2. lo and hi are integers and multiples of 100, 0 <= lo <= hi <= 12000, and hi - lo <= 3000.
+2. lo and hi are integers and multiples of <STEP>, 0 <= lo <= hi <= <MAX_WORDS>, and hi - lo <= <MAX_WIDTH>.
 3. If the request states an explicit length (e.g. "about 2000 words"), centre the range on it.
    Allow 10% on each side, rounded to multiples of 100: 2000 words -> [1800, 2200].
    If it states a range, use that range (within the rules).
@@ -169,9 +168,10 @@ Rules:
    For example: a short poem, an email, an essay, a report, a novel chapter.
 5. For Chinese, Japanese or Korean text, count each character as one word.
 6. If no suitable response fits the rules, reply {{"range": [0, 0]}}.
-   This is the case when it would need more than 12000 words, or when no piece of writing can answer it.
+   This is the case when it would need more than <MAX_WORDS> words, or when no piece of writing can answer it.
 
 [Writing request]
-{prompt}""",
+{prompt}""".replace("<STEP>", str(RANGE_STEP)).replace("<MAX_WORDS>", str(MAX_WORDS))
+         .replace("<MAX_WIDTH>", str(MAX_RANGE_WIDTH)),
     api_ending='Your reply (JSON only), e.g. {{"range": [1800, 2200]}}:',
 ))

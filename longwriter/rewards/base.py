@@ -17,6 +17,7 @@ import numpy as np
 
 from longwriter.data.schema import Sample
 from longwriter.judges.base import PairwiseJudge, PointwiseJudge
+from longwriter.registry import Registry
 
 
 @dataclass
@@ -86,7 +87,7 @@ class BuildContext:
 
 
 ComponentFactory = Callable[[Mapping[str, Any], BuildContext], RewardComponent]
-COMPONENTS: dict[str, ComponentFactory] = {}
+COMPONENTS: Registry[ComponentFactory] = Registry("reward component")
 F = TypeVar("F")
 
 
@@ -94,19 +95,14 @@ def register_component(name: str) -> Callable[[F], F]:
     """Register a component class (with a `from_config(options, ctx)` classmethod) or factory."""
 
     def decorator(obj: F) -> F:
-        factory = getattr(obj, "from_config", obj)
-        if name in COMPONENTS:
-            raise ValueError(f"reward component '{name}' is already registered")
-        COMPONENTS[name] = factory
+        COMPONENTS.add(name, getattr(obj, "from_config", obj))
         return obj
 
     return decorator
 
 
 def get_component_factory(name: str) -> ComponentFactory:
-    if name not in COMPONENTS:
-        raise KeyError(f"unknown reward component '{name}'; available: {sorted(COMPONENTS)}")
-    return COMPONENTS[name]
+    return COMPONENTS.lookup(name)
 
 
 C = TypeVar("C")

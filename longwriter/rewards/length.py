@@ -27,6 +27,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from longwriter.data.length_requirements import MAX_WORDS
 from longwriter.prompting import answer_part, check_template
 from longwriter.rewards.base import BuildContext, ComponentScores, RolloutBatch, nanmean, parse_options, rate, \
     register_component
@@ -51,7 +52,7 @@ class LengthConfig:
     """Where the over-length reward reaches 0 (see module doc): `l_max` words (absolute), or
     `l_max_ratio` * each sample's upper bound (relative; when set it replaces `l_max`)."""
 
-    l_max: float = 12000.0
+    l_max: float = float(MAX_WORDS)
     l_max_ratio: float | None = None
 
     def cap(self, upper: int) -> float:

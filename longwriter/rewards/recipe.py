@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from longwriter.advantages import COMBINERS, combine_advantages, weighted_reward_sum
+from longwriter.advantages import COMBINERS, DEFAULT_COMBINE, DEFAULT_EPS, combine_advantages, weighted_reward_sum
 from longwriter.prompting import apply_prompt_template, check_template
 from longwriter.rewards.base import BuildContext, RewardComponent, RolloutBatch, get_component_factory, nanmean, rate
 
@@ -53,9 +53,9 @@ class RecipeScores:
 class Recipe:
     name: str
     components: list[WeightedComponent]
-    combine: str = "sum_reward"
+    combine: str = DEFAULT_COMBINE
     prompt_template: str = "plain"
-    eps: float = 1e-6
+    eps: float = DEFAULT_EPS
 
     def __post_init__(self) -> None:
         check_template(self.prompt_template)
@@ -129,7 +129,8 @@ def build_recipe(reward_cfg: Mapping[str, Any], *, pairwise_judge: Any = None, p
         weight = float(options.pop("weight", 1.0))
         component = get_component_factory(kind)(options, ctx)
         components.append(WeightedComponent(str(component_name), component, weight, kind))
-    recipe = Recipe(name, components, str(cfg.get("combine", "sum_reward")), template, float(cfg.get("eps", 1e-6)))
+    recipe = Recipe(name, components, str(cfg.get("combine", DEFAULT_COMBINE)), template,
+                    float(cfg.get("eps", DEFAULT_EPS)))
     logger.info("reward recipe '%s': %s, combine=%s, template=%s", name,
                 {c.name: c.weight for c in components}, recipe.combine, template)
     return recipe

@@ -13,21 +13,13 @@ from typing import Callable
 from omegaconf import DictConfig
 
 from longwriter.data.schema import Sample
+from longwriter.registry import Registry
 
 logger = logging.getLogger(__name__)
 
 Strategy = Callable[[list[Sample], DictConfig], list[Sample]]
-_STRATEGIES: dict[str, Strategy] = {}
-
-
-def register_strategy(name: str) -> Callable[[Strategy], Strategy]:
-    def decorator(fn: Strategy) -> Strategy:
-        if name in _STRATEGIES:
-            raise ValueError(f"data-selection strategy {name!r} is registered twice")
-        _STRATEGIES[name] = fn
-        return fn
-
-    return decorator
+_STRATEGIES: Registry[Strategy] = Registry("data-selection strategy")
+register_strategy = _STRATEGIES.register  # `@register_strategy("<name>")`: a value of `data_selection.name`
 
 
 def select_samples(samples: list[Sample], cfg: DictConfig) -> list[Sample]:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 from omegaconf import DictConfig
 
 from longwriter.data.schema import Sample
+from longwriter.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class SelectionReport:
 
 
 ReportingStrategy = Callable[[list[Sample], DictConfig], SelectionReport]
-_REPORTING: dict[str, ReportingStrategy] = {}
+_REPORTING: Registry[ReportingStrategy] = Registry("reporting strategy")
 
 
 def reporting_strategy(name: str) -> Callable[[ReportingStrategy], ReportingStrategy]:
@@ -47,9 +48,7 @@ def reporting_strategy(name: str) -> Callable[[ReportingStrategy], ReportingStra
     from longwriter.selection import register_strategy
 
     def decorator(fn: ReportingStrategy) -> ReportingStrategy:
-        if name in _REPORTING:
-            raise ValueError(f"reporting strategy {name!r} is registered twice")
-        _REPORTING[name] = fn
+        _REPORTING.add(name, fn)
 
         def plain(samples: list[Sample], cfg: DictConfig) -> list[Sample]:
             report = fn(samples, cfg)

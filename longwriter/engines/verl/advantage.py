@@ -21,7 +21,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import torch
 
-from longwriter.advantages import combine_advantages
+from longwriter.advantages import DEFAULT_COMBINE, DEFAULT_EPS, combine_advantages
 from longwriter.engines.verl.config_builder import ADV_ESTIMATOR
 
 
@@ -31,8 +31,8 @@ class AdvantageInputs:
 
     rewards: Mapping[str, np.ndarray]
     weights: Mapping[str, float]
-    mode: str = "mean_advantage"
-    eps: float = 1e-6
+    mode: str = DEFAULT_COMBINE
+    eps: float = DEFAULT_EPS
 
     def __len__(self) -> int:
         return len(next(iter(self.rewards.values()))) if self.rewards else 0
@@ -43,8 +43,8 @@ class AdvantageInputs:
         weights = component_weights(recipe_cfg)
         rewards = {name: np.array([_number((info or {}).get(name)) for info in infos], dtype=np.float64)
                    for name in weights}
-        return cls(rewards, weights, str(recipe_cfg.get("combine", "sum_reward")),
-                   float(recipe_cfg.get("eps", 1e-6)))
+        return cls(rewards, weights, str(recipe_cfg.get("combine", DEFAULT_COMBINE)),
+                   float(recipe_cfg.get("eps", DEFAULT_EPS)))
 
 
 def component_weights(recipe_cfg: Mapping[str, Any]) -> dict[str, float]:

@@ -11,7 +11,7 @@ in flight is tracked, so tests can assert what the client really sent and how ma
     with FakeOpenAIServer(default_reply="[[A]]", latency=0.2) as server:
         ...  # point a judge at server.base_url
 
-CLI demo: `python -m longwriter.judges.fake_server --port 8765 --latency 0.2`.
+CLI demo: `python -m longwriter.testing.fake_openai_server --port 8765 --latency 0.2`.
 """
 
 from __future__ import annotations
