@@ -318,7 +318,7 @@ def test_train_eval_at_start_and_end_log_into_the_training_run(output_root: Path
     with FakeOpenAIServer(_scores_all(3)) as server:
         run_cli("longwriter.train", [
             "model=tiny_random", "engine.prompts_per_step=2", "engine.num_generations=2",
-            "engine.max_completion_length=16", "engine.max_steps=2", "engine.save_steps=2", "data.limit=4",
+            "engine.max_completion_length=16", "engine.max_steps=2", "engine.save_steps=2", "data=builtin", "data.limit=4",
             "eval.at_start=true", "eval.at_end=true", "eval.max_new_tokens=16", "eval.metrics=[length,quality,format]",
             "judge=vllm_server", f"judge.base_url={server.base_url}", "judge.model=fake-judge", "judge.cache=false",
             f"paths.output_root={output_root}", f"eval.generation_cache={tmp_path}/generations.sqlite",
