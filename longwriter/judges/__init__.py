@@ -29,12 +29,14 @@ from longwriter.judges.base import (
     Verdict,
     supports_probs,
 )
+from longwriter.judges.settings import LocalHFSettings
 from longwriter.registry import Registry
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__ below
     from longwriter.judges.cache import CachedBackend, JudgeCache, cache_key
     from longwriter.judges.local_hf import LocalHFBackend
-    from longwriter.judges.openai_backend import OpenAIBackend, OpenAISettings
+    from longwriter.judges.openai_backend import OpenAIBackend
+    from longwriter.judges.settings import OpenAISettings
     from longwriter.judges.parsers import LengthRangePrediction
     from longwriter.judges.ratelimit import RateLimiter, TokenBucket
     from longwriter.judges.tasks import (ChecklistTask, LengthRangeTask, PairwiseTask, PointwiseTask,
@@ -45,7 +47,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__ bel
 _LAZY = {
     "CachedBackend": "cache", "JudgeCache": "cache", "cache_key": "cache",
     "LocalHFBackend": "local_hf",
-    "OpenAIBackend": "openai_backend", "OpenAISettings": "openai_backend",
+    "OpenAIBackend": "openai_backend", "OpenAISettings": "settings",
     "LengthRangePrediction": "parsers",
     "RateLimiter": "ratelimit", "TokenBucket": "ratelimit",
     "ChecklistTask": "tasks", "LengthRangeTask": "tasks", "PairwiseTask": "tasks", "PointwiseTask": "tasks",
@@ -91,7 +93,7 @@ def _build_local_hf(cfg: dict, cache_dir: Path | None, loader: Callable | None) 
     from longwriter.judges.local_hf import LocalHFBackend
 
     return LocalHFBackend(loader=loader, name=str(model_cfg["name"]),
-                          max_new_tokens=int(cfg.get("max_new_tokens", 256)))
+                          max_new_tokens=int(cfg.get("max_new_tokens", LocalHFSettings.max_new_tokens)))
 
 
 def _plain(cfg: Any) -> dict:

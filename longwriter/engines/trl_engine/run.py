@@ -11,6 +11,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from longwriter.curriculum import CURRICULUM_FILE
+
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
@@ -96,8 +98,6 @@ def _train_dataset(samples, recipe, tokenizer, max_prompt_length: int | None):
 
 
 def _restore_curriculum(curriculum, checkpoint: str | None) -> None:
-    from longwriter.engines.trl_engine.callbacks import CURRICULUM_FILE
-
     if curriculum is None or checkpoint is None:
         return
     saved = Path(checkpoint) / CURRICULUM_FILE
@@ -173,8 +173,8 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
             final_dir = output_dir / FINAL_MODEL_DIR
             trainer.save_model(str(final_dir))
             if setup.curriculum is not None:
-                setup.curriculum.export_json(final_dir / "curriculum.json")
-                mlflow.log_artifact(str(final_dir / "curriculum.json"), "curriculum")
+                setup.curriculum.export_json(final_dir / CURRICULUM_FILE)
+                mlflow.log_artifact(str(final_dir / CURRICULUM_FILE), "curriculum")
             mlflow.set_tag("final_model_path", str(final_dir))
             mlflow.log_text(str(final_dir) + "\n", "final_model_path.txt")
             if cfg.get("eval") and cfg.eval.at_end:  # evaluate the final model into this run

@@ -36,7 +36,8 @@ from verl.trainer.ppo.v1 import PPOTrainerSync, register_trainer
 from longwriter.advantages import weighted_reward_sum
 from longwriter.engines.verl.advantage import AdvantageInputs, provide
 from longwriter.engines.verl.config_builder import ADV_ESTIMATOR, TRAINER_MODE
-from longwriter.engines.verl.curriculum_actor import CURRICULUM_FILE, get_or_create
+from longwriter.curriculum import CURRICULUM_FILE
+from longwriter.engines.verl.curriculum_actor import get_or_create
 
 logger = logging.getLogger(__name__)
 
