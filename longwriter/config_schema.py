@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from longwriter.generation import GenerationOptions
 from longwriter.judges.settings import LocalHFSettings, OpenAISettings
-from longwriter.selection.common import GenerationOptions
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT, SHARED_BENCHMARKS, compose, run_cli
 from longwriter.data.loaders import load_samples
 from longwriter.data.schema import Sample
-from longwriter.evaluation.generation import GenerationSettings, generation_key, model_identity
+from longwriter.generation import GenerationSettings, generation_key, model_identity
 from longwriter.evaluation.metrics import length_score
 from longwriter.evaluation.scoring import ScoringContext, checklist_items, required_length, score_all
 from longwriter.testing.fake_openai_server import FakeOpenAIServer
@@ -204,7 +204,7 @@ def test_a_lora_adapter_folder_is_merged_and_a_run_folder_means_its_final_model(
     """Trained with engine.lora.enabled, final_model/ holds an adapter (no tokenizer inside)."""
     from peft import LoraConfig, get_peft_model
 
-    from longwriter.evaluation.generation import generate_responses, load_for_generation
+    from longwriter.generation import generate_responses, load_for_generation
     from longwriter.evaluation.runner import resolve_checkpoint
     from longwriter.models import resolve_model_path
 

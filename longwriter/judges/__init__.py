@@ -96,17 +96,6 @@ def _build_local_hf(cfg: dict, cache_dir: Path | None, loader: Callable | None) 
                           max_new_tokens=int(cfg.get("max_new_tokens", LocalHFSettings.max_new_tokens)))
 
 
-def _plain(cfg: Any) -> dict:
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(cfg, DictConfig):
-            return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        pass
-    return dict(cfg)
-
-
 def build_judge_backend(cfg: Any, cache_dir: str | os.PathLike | None = None, *,
                         loader: Callable[[], tuple[Any, Any]] | None = None) -> Backend:
     """The backend described by a judge config (dict or DictConfig), cached when `cache: true`.
@@ -115,7 +104,9 @@ def build_judge_backend(cfg: Any, cache_dir: str | os.PathLike | None = None, *,
     `<cache_dir>/judges/judge_cache.sqlite`; without a cache_dir there is no cache. `loader`
     overrides how a local_hf judge loads its (model, tokenizer) (default: longwriter.models.loading).
     """
-    cfg = _plain(cfg)
+    from longwriter.config_tools import plain
+
+    cfg = plain(cfg)
     kind = cfg.get("backend")
     if kind not in _BUILDERS:
         raise JudgeError(f"unknown judge.backend {kind!r}; known: {sorted(_BUILDERS)}")

@@ -83,12 +83,10 @@ def model_path(cfg: DictConfig, dry_run: bool) -> str:
 
 def stand_in_model(cfg: DictConfig) -> str:
     """The offline tiny model (conf/model/tiny_random.yaml), for validating a Hub model's config offline."""
-    from omegaconf import OmegaConf
-
+    from longwriter.config_tools import load_preset
     from longwriter.models import resolve_model_path
-    from longwriter.paths import CONF_DIR
 
-    return resolve_model_path(OmegaConf.load(CONF_DIR / "model" / "tiny_random.yaml"), cfg.paths.cache_dir)
+    return resolve_model_path(load_preset("model", "tiny_random"), cfg.paths.cache_dir)
 
 
 def prepare(cfg: DictConfig, output_dir: Path, dry_run: bool) -> tuple[DictConfig, VerlInputs, list]:
