@@ -140,13 +140,18 @@ def test_judge_scorers_exact_numbers_skips_and_unknowns() -> None:
         metrics = asyncio.run(_score_and_close(ctx, ["quality", "checklist", "pairwise"]))
         compared = [r.body["messages"][-1]["content"] for r in server.chat_requests if "Compare two" in r.body["messages"][-1]["content"]]
     # S_q: two readable samples with (5, 3, 4, 4, 2, 5) -> mapped (100, 50, 75, 75, 25, 100), mean 70.83;
-    # the unreadable one is unknown for every dimension and counted, not scored.
+    # the unreadable one is asked 5 times (QUALITY_TRIES), then dropped whole and counted.
     assert metrics["eval/quality_score/mean"] == pytest.approx((100 + 50 + 75 + 75 + 25 + 100) / 6)
     assert metrics["eval/quality_score/relevance"] == 100.0 and metrics["eval/quality_score/breadth_and_depth"] == 25.0
-    assert metrics["eval/quality_score/unknown"] == 1 and metrics["eval/quality_score/missing_ratings"] == 6
+    assert metrics["eval/quality_score/dropped"] == 1 and metrics["eval/quality_score/n"] == 2
     assert ctx.rows[2]["quality_score"] is None and ctx.rows[0]["quality_score"] == pytest.approx(425 / 6)
-    # checklist: only sample a has criteria; two items scored 7, one unparsable (unknown, skipped in the mean).
-    assert metrics["eval/checklist_score/mean"] == 7.0 and ctx.rows[0]["checklist_items"] == [7.0, None, 7.0]
+    assert sum("unreadable" in r.body["messages"][-1]["content"] for r in server.chat_requests) == 5
+    # checklist: only sample a has criteria; two items scored 7, one unparsable even after 3 tries:
+    # WritingBench never reports a partly scored sample, so sample a is dropped.
+    assert metrics["eval/checklist_score/mean"] is None and ctx.rows[0]["checklist_items"] == [7.0, None, 7.0]
+    assert metrics["eval/checklist_score/dropped"] == 1
+    asked = [r.body["messages"][-1]["content"] for r in server.chat_requests]
+    assert sum("ONE criterion" in text and "Criterion two" in text for text in asked) == 3
     assert metrics["eval/checklist_score/skipped"] == 2 and metrics["eval/checklist_score/unknown_item_rate"] == pytest.approx(1 / 3)
     # pairwise: a wins in both orders against its strongest reference; b's judge always says A -> tie.
     assert ctx.rows[0]["pairwise_outcome"] == "win" and ctx.rows[1]["pairwise_outcome"] == "tie"

@@ -41,7 +41,16 @@ class LengthyJudge:
 
 
 def words(n, offset=0):
-    return " ".join(f"w{i + offset}" for i in range(n))
+    """n distinct letter-only words (LongBench-Write's counter skips digits: "w1" is no word)."""
+    return " ".join("w" + letters(i + offset) for i in range(n))
+
+
+def letters(i):
+    out = chr(97 + i % 26)
+    while i >= 26:
+        i //= 26
+        out = chr(97 + i % 26) + out
+    return out
 
 
 def think(answer):

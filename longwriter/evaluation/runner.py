@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from longwriter.data.schema import Sample
 from longwriter.errors import ConfigError
+from longwriter.text import WORD_COUNTS
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class EvalSettings:
     seed: int
     generation_cache: str | None
     pairwise_position: str
+    word_count: str
     at_start: bool
     at_end: bool
 
@@ -52,6 +54,8 @@ class EvalSettings:
         settings = cls(**plain)
         if settings.limit is not None and settings.limit < 0:
             raise ConfigError(f"eval.limit must be >= 0 or null, got {settings.limit}")
+        if settings.word_count not in WORD_COUNTS:
+            raise ConfigError(f"eval.word_count must be one of {sorted(WORD_COUNTS)}, got {settings.word_count!r}")
         return settings
 
 
@@ -135,7 +139,7 @@ def evaluate_model(cfg: DictConfig, model_path: str, *, model_label: str, label:
     with tqdm(total=0, desc="judging", unit="call", disable=backend is None) as bar:
         ctx = ScoringContext(samples, completions, [r["answer"] for r in rows], rows,
                              prompt_template=settings.prompt_template, pairwise_position=settings.pairwise_position,
-                             backend=backend, progress=bar)
+                             word_count=settings.word_count, backend=backend, progress=bar)
         scores = asyncio.run(_score(ctx, metrics))
     n = len(samples)
     scores.update({
@@ -155,7 +159,7 @@ def evaluate_model(cfg: DictConfig, model_path: str, *, model_label: str, label:
     params = {
         "model": model_label, "model_path": model_path, "n_samples": n, "metrics": ",".join(metrics),
         "dataset": data_cfg.name, "dataset_path": str(Path(data_cfg.path).resolve()) if data_cfg.get("path") else "",
-        "judge": backend.identity if backend is not None else "none",
+        "judge": backend.identity if backend is not None else "none", "word_count": settings.word_count,
     }
     return log_evaluation(rows, scores, params, label=label, step=step)
 

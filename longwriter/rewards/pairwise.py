@@ -9,13 +9,23 @@ recipe has no curriculum). Positions:
                 judge/position_disagreement). When one order is unknown, `swap_partial` decides:
                 "unknown" (default: a single order carries the position bias swap exists to
                 cancel) or "use_known". Both unknown -> unknown.
-Rewards: win / tie / loss (1.0 / 0.5 / 0.0). An unknown verdict is never silently a win or a
-loss: `unknown` = "neutral" (default: NaN, i.e. zero advantage within its group), "tie" or
-"loss", and judge/unknown_rate counts it. A sample without references gets NaN, counted in
-judge/no_reference_rate. Unlike the public Writing-RL code, an unknown is not a loss there.
+Rewards: win / tie / loss (1.0 / 0.5 / 0.0, the paper's values). An unknown verdict is never
+silently a win or a loss: `unknown` = "neutral" (default: NaN, i.e. zero advantage within its
+group), "tie" or "loss", and judge/unknown_rate counts it. A sample without references gets NaN,
+counted in judge/no_reference_rate.
 
 After the verdicts, a TRAINING batch reports wins to the curriculum (only completions with a
-known verdict; ties do not move levels); validation batches never touch it.
+known verdict; ties do not move levels); validation batches never touch it by default.
+
+Options that reproduce the public Writing-RL code (`verl/utils/reward_score/writing_rl.py`)
+instead of the paper, used by experiments/writing_rl_repro_code.yaml:
+  win: 1.1, tie: 0.55, loss: 0.1, unknown: loss   the code pays score + format_score = 1.1 for a
+      win, half that for a tie, format_score = 0.1 for a loss and for a reply it cannot read;
+  verdict_reading: first_marker | public_code      the code reads the first marker and, without
+      one, searches bare letters (`judges.parsers.read_verdict`); applies to chat judges, whose
+      reply text is kept (probability judges have no text to read);
+  validation_moves_levels: true                    the code's validation reward shares the level
+      file with training, so validation wins move levels too.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from typing import Any, Literal, Mapping, Sequence
 import numpy as np
 
 from longwriter.judges.base import PairwiseJudge, PairwiseJudgement
+from longwriter.judges.parsers import VERDICT_READINGS, read_verdict
 from longwriter.prompting import answer_part, check_template
 from longwriter.rewards.base import BuildContext, ComponentScores, RolloutBatch, nanmean, parse_options, rate, \
     register_component
@@ -67,7 +78,8 @@ def combine_orders(outcomes: Sequence[Outcome | None], swap_partial: str = "unkn
 @dataclass
 class PairwiseConfig:
     """position: disadvantage | advantage | swap; win/tie/loss: rewards; unknown: neutral | tie | loss;
-    swap_partial: unknown | use_known; curriculum_rule: any | majority | per_response."""
+    swap_partial: unknown | use_known; curriculum_rule: any | majority | per_response;
+    verdict_reading: last_marker | first_marker | public_code; validation_moves_levels: bool."""
 
     position: str = "disadvantage"
     win: float = 1.0
@@ -76,9 +88,12 @@ class PairwiseConfig:
     unknown: str = "neutral"
     swap_partial: str = "unknown"
     curriculum_rule: str = "any"
+    verdict_reading: str = "last_marker"
+    validation_moves_levels: bool = False
 
     def __post_init__(self) -> None:
         for name, value, allowed in (("position", self.position, tuple(POSITIONS)),
+                                     ("verdict_reading", self.verdict_reading, VERDICT_READINGS),
                                      ("unknown", self.unknown, UNKNOWN_POLICIES),
                                      ("swap_partial", self.swap_partial, SWAP_PARTIAL),
                                      ("curriculum_rule", self.curriculum_rule, RULES)):
@@ -131,7 +146,7 @@ class PairwiseComponent:
         judgements = await asyncio.gather(*calls)  # every judge call of the batch runs concurrently
         per_completion: dict[int, list[Outcome | None]] = {}
         for (i, response_first), judgement in zip(owners, judgements):
-            per_completion.setdefault(i, []).append(response_outcome(judgement.verdict, response_first))
+            per_completion.setdefault(i, []).append(response_outcome(self._verdict(judgement), response_first))
         outcomes: list[Outcome | None] = [None] * len(batch)
         disagreed: list[bool | None] = [None] * len(batch)
         for i, order_outcomes in per_completion.items():
@@ -139,6 +154,12 @@ class PairwiseComponent:
             if len(order_outcomes) == 2 and None in order_outcomes:
                 disagreed[i] = None  # only comparisons with both orders known measure position bias
         return outcomes, disagreed
+
+    def _verdict(self, judgement: PairwiseJudgement) -> str | None:
+        """The judgement's verdict, re-read from its reply text under `verdict_reading` if asked."""
+        if self.config.verdict_reading == "last_marker" or not judgement.raw:
+            return judgement.verdict
+        return read_verdict(judgement.raw, self.config.verdict_reading)[0]
 
     def _reward(self, outcome: Outcome | None) -> float:
         cfg = self.config
@@ -152,7 +173,7 @@ class PairwiseComponent:
         has_ref = np.array([bool(s.references) for s in batch.samples], dtype=bool)
         rewards = np.array([self._reward(o) if has_ref[i] else math.nan for i, o in enumerate(outcomes)])
         metrics = self._metrics(batch, outcomes, disagreed, has_ref, levels)
-        if batch.training and self.curriculum is not None:
+        if self.curriculum is not None and (batch.training or self.config.validation_moves_levels):
             metrics["curriculum/moved"] = float(len(self._report(batch, outcomes, has_ref)))
         return ComponentScores(rewards, metrics)
 
