@@ -19,7 +19,8 @@ CHECKPOINT_DIR = "checkpoints"
 FINAL_MODEL_DIR = "final_model"
 
 
-def _grpo_config(cfg: DictConfig, output_dir: Path):
+def _grpo_config(cfg: DictConfig, output_dir: Path, precision: str = "fp32"):
+    """TRL's arguments; `precision` is the resolved `engine.precision` (bf16: autocast, fp32 master weights)."""
     from trl import GRPOConfig
 
     e = cfg.engine
@@ -49,7 +50,7 @@ def _grpo_config(cfg: DictConfig, output_dir: Path):
         log_completions=False,
         dataloader_num_workers=0,
         use_cpu=not _has_accelerator(),
-        bf16=False,
+        bf16=precision == "bf16",
     )
 
 
@@ -106,9 +107,40 @@ def _restore_curriculum(curriculum, checkpoint: str | None) -> None:
         logger.info("curriculum levels restored from %s", saved)
 
 
+def build_trainer(cfg: DictConfig, output_dir: Path, model_path: str, samples, setup, loop, callbacks=()):
+    """The configured `LongwriterGRPOTrainer` (shared by `run` and benchmarks/step_time.py)."""
+    from transformers import AutoTokenizer
+
+    from longwriter.engines.precision import cpu_summary, resolve_precision
+    from longwriter.engines.trl_engine.trainer import LongwriterGRPOTrainer, RecipeReward
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    precision = resolve_precision(cfg.engine.get("precision"), "cuda" if _has_accelerator() else "cpu")
+    logger.info("engine.precision=%s -> %s (%s)", cfg.engine.get("precision", "auto"), precision, cpu_summary())
+    args = _grpo_config(cfg, output_dir, precision)
+    args.model_init_kwargs = {"dtype": str(cfg.model.get("dtype", "float32"))}
+    samples_by_id = {s.id: s for s in samples}
+    return LongwriterGRPOTrainer(
+        model=model_path,
+        reward_funcs=[RecipeReward(setup.recipe, samples_by_id, loop)],
+        args=args,
+        train_dataset=_train_dataset(samples, setup.recipe, tokenizer, cfg.engine.get("max_prompt_length")),
+        processing_class=tokenizer,
+        peft_config=_peft_config(cfg),
+        callbacks=list(callbacks),
+        recipe=setup.recipe,
+        samples_by_id=samples_by_id,
+        loop=loop,
+        judge_backend=setup.judge_backend,
+        precision=precision,
+    )
+
+
 def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
     import mlflow
-    from transformers import AutoTokenizer, ProgressCallback
+    from transformers import ProgressCallback
     from transformers.trainer_utils import get_last_checkpoint
 
     from longwriter.async_utils import BackgroundLoop
@@ -117,7 +149,6 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
         MlflowProgressCallback,
         QuietProgressBar,
     )
-    from longwriter.engines.trl_engine.trainer import LongwriterGRPOTrainer, RecipeReward
     from longwriter.models import resolve_model_path
     from longwriter.pipeline import build_reward_setup, load_training_samples
     from longwriter.tracking.mlflow_run import mlflow_run
@@ -137,31 +168,14 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
     setup = build_reward_setup(cfg, output_dir)
     _restore_curriculum(setup.curriculum, checkpoint)
 
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    args = _grpo_config(cfg, output_dir)
-    args.model_init_kwargs = {"dtype": str(cfg.model.get("dtype", "float32"))}
     loop = BackgroundLoop()
-    samples_by_id = {s.id: s for s in samples}
     trainer = None
     progress = MlflowProgressCallback(lambda: trainer, cfg.engine.sample_every, cfg.engine.num_samples_logged)
     try:
         with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), parent_run_id=sweep_parent_run_id(cfg)):
             mlflow.set_tags({"engine": "trl", "reward": str(cfg.reward.name), "model": str(cfg.model.name)})
-            trainer = LongwriterGRPOTrainer(
-                model=model_path,
-                reward_funcs=[RecipeReward(setup.recipe, samples_by_id, loop)],
-                args=args,
-                train_dataset=_train_dataset(samples, setup.recipe, tokenizer, cfg.engine.get("max_prompt_length")),
-                processing_class=tokenizer,
-                peft_config=_peft_config(cfg),
-                callbacks=[progress, CurriculumCheckpointCallback(setup.curriculum)],
-                recipe=setup.recipe,
-                samples_by_id=samples_by_id,
-                loop=loop,
-                judge_backend=setup.judge_backend,
-            )
+            trainer = build_trainer(cfg, output_dir, model_path, samples, setup, loop,
+                                    callbacks=[progress, CurriculumCheckpointCallback(setup.curriculum)])
             # Keep the progress bar but not its dump of every raw TRL log dict: our callback prints
             # one readable line per step (time split and ETA).
             trainer.remove_callback(ProgressCallback)
