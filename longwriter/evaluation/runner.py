@@ -178,6 +178,7 @@ def run_evaluate(cfg: DictConfig) -> dict[str, float]:
     else:
         model_path = resolve_model_path(cfg.model, cfg.paths.cache_dir)
         model_label = str(cfg.model.name)
+    eval_samples(cfg, settings)  # a bad data path or an empty file stops here, before an MLflow run exists
     from longwriter.config_tools import job_output_dir
 
     output_dir = job_output_dir(cfg, "evaluate")

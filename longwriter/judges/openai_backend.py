@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import hashlib
+import json
 import logging
 import math
 import os
@@ -33,6 +35,18 @@ from longwriter.judges.ratelimit import LoopLocal, RateLimiter
 from longwriter.judges.settings import OpenAISettings
 
 logger = logging.getLogger(__name__)
+
+def _from_env(names: Mapping[str, str] | None, key: str) -> dict[str, str]:
+    """{name: value of the environment variable it names}; a missing variable is one clear error."""
+    values = {}
+    for name, variable in (names or {}).items():
+        value = os.environ.get(str(variable))
+        if not value:
+            raise JudgeError(f"{key}.{name} names the environment variable {variable}, which is not set; "
+                             f"export {variable}=... before starting")
+        values[str(name)] = value
+    return values
+
 
 def estimate_tokens(messages: Sequence[Message]) -> int:
     """Upper-ish estimate before the call (about 3 characters a token; CJK is denser, settled later)."""
@@ -88,19 +102,22 @@ class OpenAIBackend:
                     f"(named by judge.api_key_env)"
                 )
             key = "EMPTY"  # local servers ignore it; the client refuses an empty key
+        headers = _from_env(settings.headers_env, "judge.headers_env")
+        self._extra_body = {**(settings.extra_body or {}), **_from_env(settings.extra_body_env, "judge.extra_body_env")}
         # The key lives only inside this factory's closure and the clients it builds.
         # The aiohttp transport (openai[aiohttp]) costs less CPU per request than the default httpx
         # one: with 16 responses arriving at once on one event loop, that is the difference between
         # 0.895 and 0.933 of the ideal throughput in benchmarks/judge_throughput.py.
         self._clients = LoopLocal(lambda: openai.AsyncOpenAI(
             base_url=settings.base_url, api_key=key, timeout=settings.timeout_s, max_retries=0,
-            http_client=openai.DefaultAioHttpClient(timeout=settings.timeout_s)))
+            default_headers=headers or None, http_client=openai.DefaultAioHttpClient(timeout=settings.timeout_s)))
         self._limiter = RateLimiter(settings.concurrency, settings.rpm, settings.tpm)
         self._usage = Usage()
         self._rng = random.Random(seed)
         suffix = "" if settings.temperature == 0 else f"#temperature={settings.temperature}"
-        if settings.extra_body:
-            suffix += "#extra=" + ",".join(f"{k}={settings.extra_body[k]}" for k in sorted(settings.extra_body))
+        if self._extra_body:  # a digest: the values may be secrets and must not reach the cache file
+            suffix += "#extra=" + hashlib.sha256(json.dumps(self._extra_body, sort_keys=True, default=str)
+                                                 .encode()).hexdigest()[:16]
         self.identity = f"openai:{settings.model}@{settings.base_url}{suffix}"
         self.max_tokens_cap = settings.max_tokens
 
@@ -128,8 +145,8 @@ class OpenAIBackend:
                                    self.settings.max_tokens_field: max_tokens}
         if self.settings.temperature is not None:
             request["temperature"] = self.settings.temperature
-        if self.settings.extra_body:
-            request.update(self.settings.extra_body)
+        if self._extra_body:
+            request.update(self._extra_body)
         return request
 
     async def chat(self, messages: Sequence[Message], max_tokens: int) -> ChatResult:

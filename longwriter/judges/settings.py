@@ -38,7 +38,11 @@ class OpenAISettings:
     temperature: float | None = 0.0  # None: omit (models that refuse the parameter)
     max_tokens: int = 1024  # cap on completion tokens per call; tasks ask for less when enough
     max_tokens_field: str = "max_tokens"  # "max_completion_tokens" for OpenAI reasoning models
-    extra_body: dict | None = None  # provider extras, e.g. {enable_thinking: false} for Qwen3
+    extra_body: dict | None = None  # provider extras, e.g. {enable_thinking: false} for Qwen3 (never logged)
+    # Secrets for a provider come from the environment only: {header name: env var name} and
+    # {request body field: env var name}, read when the backend is built.
+    headers_env: dict | None = None
+    extra_body_env: dict | None = None
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "OpenAISettings":

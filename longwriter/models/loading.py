@@ -166,6 +166,10 @@ def resolve_model_path(cfg: Mapping[str, Any], cache_dir: str | os.PathLike) -> 
             raise ModelLoadError(f"model {name!r} has source=hub but no model.hub_id")
         if Path(hub_id).is_dir():
             return str(Path(hub_id).resolve())
+        if str(hub_id).startswith(("/", "./", "../", "~")) or Path(str(hub_id)).expanduser().exists():
+            raise ModelLoadError(
+                f"model.hub_id={hub_id} looks like a local path, but there is no folder there; pass an existing "
+                f"folder holding the model's config.json and weights, or a Hugging Face repo id (owner/name)")
         from transformers import AutoConfig
 
         try:

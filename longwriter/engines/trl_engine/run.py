@@ -150,10 +150,12 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
         QuietProgressBar,
     )
     from longwriter.models import resolve_model_path
-    from longwriter.pipeline import build_reward_setup, load_training_samples
+    from longwriter.pipeline import build_reward_setup, component_types, load_training_samples
+    from longwriter.resume import log_resume
     from longwriter.tracking.mlflow_run import mlflow_run
     from longwriter.tracking.objective import log_objective, run_objective
     from longwriter.tracking.sweep_callback import sweep_parent_run_id
+    from longwriter.training_guards import UnknownVerdictStreak, check_judge, judge_endpoint, require_references
 
     output_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = None
@@ -165,6 +167,7 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
 
     model_path = resolve_model_path(cfg.model, cfg.paths.cache_dir)
     samples = load_training_samples(cfg)
+    require_references(component_types(cfg.reward).values(), samples, str(cfg.data.name))
     setup = build_reward_setup(cfg, output_dir)
     _restore_curriculum(setup.curriculum, checkpoint)
 
@@ -172,10 +175,17 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
     trainer = None
     progress = MlflowProgressCallback(lambda: trainer, cfg.engine.sample_every, cfg.engine.num_samples_logged)
     try:
-        with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), parent_run_id=sweep_parent_run_id(cfg)):
+        check_judge(setup.judge_backend, loop)
+        resuming = bool(cfg.get("resume_from"))
+        with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), parent_run_id=sweep_parent_run_id(cfg),
+                        resume=resuming) as run:
+            if resuming:
+                log_resume(cfg, run.info.run_id, output_dir, checkpoint)
             mlflow.set_tags({"engine": "trl", "reward": str(cfg.reward.name), "model": str(cfg.model.name)})
             trainer = build_trainer(cfg, output_dir, model_path, samples, setup, loop,
                                     callbacks=[progress, CurriculumCheckpointCallback(setup.curriculum)])
+            trainer.unknown_streak = UnknownVerdictStreak(cfg.get("stop_after_unknown_steps"),
+                                                          judge_endpoint(setup.judge_backend))
             # Keep the progress bar but not its dump of every raw TRL log dict: our callback prints
             # one readable line per step (time split and ETA).
             trainer.remove_callback(ProgressCallback)

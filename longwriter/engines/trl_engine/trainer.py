@@ -84,8 +84,9 @@ class LongwriterGRPOTrainer(GRPOTrainer):
     generation_copy.py) and a bf16 reference model (it only ever runs forward, under autocast)."""
 
     def __init__(self, *args, recipe, samples_by_id: dict[str, Sample], loop, judge_backend=None,
-                 precision: str = "fp32", **kwargs):
+                 precision: str = "fp32", unknown_streak=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.unknown_streak = unknown_streak  # longwriter.training_guards.UnknownVerdictStreak
         self.precision = precision
         self.generation_copy = None
         if precision == "bf16":
@@ -203,7 +204,10 @@ class LongwriterGRPOTrainer(GRPOTrainer):
             self.recipe.combine, self.recipe.eps,
         )
 
-        for name, value in {**scores.metrics, **self.judge_usage.step_metrics()}.items():
+        step_metrics = {**scores.metrics, **self.judge_usage.step_metrics()}
+        if self.unknown_streak is not None and mode == "train":  # raises past the limit: the run fails
+            step_metrics.update(self.unknown_streak.update(scores.metrics, self.state.global_step + 1))
+        for name, value in step_metrics.items():
             self._metrics[mode][name].append(float(value))
         self._metrics[mode]["timing/reward_s"].append(time.perf_counter() - start)
         self.last_rollout = {
