@@ -161,6 +161,18 @@ def test_judge_scorers_exact_numbers_skips_and_unknowns() -> None:
     assert len(compared) == 4 and all("weak reference" not in text for text in compared)
 
 
+def test_pairwise_win_rate_against_the_level_0_reference() -> None:
+    samples = [Sample(id="a", prompt=[{"role": "user", "content": "Write a poem."}],
+                      references=["weak reference", "mid reference", "strong reference"])]
+    with FakeOpenAIServer(_scripted_reply) as server:
+        ctx = _context(samples, [f"{POLICY} one"], backend=_judge(server), pairwise_position="disadvantage",
+                       pairwise_reference=0)
+        metrics = asyncio.run(_score_and_close(ctx, ["pairwise"]))
+        compared = [r.body["messages"][-1]["content"] for r in server.chat_requests]
+    assert metrics["eval/pairwise/win_rate"] == 1.0
+    assert len(compared) == 1 and "weak reference" in compared[0] and "strong reference" not in compared[0]
+
+
 def test_unknown_pairwise_verdicts_are_counted_not_losses() -> None:
     samples = [Sample(id="a", prompt=[{"role": "user", "content": "Write."}], references=["ref"])]
     with FakeOpenAIServer("I cannot decide.") as server:

@@ -40,6 +40,7 @@ class EvalSettings:
     seed: int
     generation_cache: str | None
     pairwise_position: str
+    pairwise_reference: int
     word_count: str
     at_start: bool
     at_end: bool
@@ -139,6 +140,7 @@ def evaluate_model(cfg: DictConfig, model_path: str, *, model_label: str, label:
     with tqdm(total=0, desc="judging", unit="call", disable=backend is None) as bar:
         ctx = ScoringContext(samples, completions, [r["answer"] for r in rows], rows,
                              prompt_template=settings.prompt_template, pairwise_position=settings.pairwise_position,
+                             pairwise_reference=settings.pairwise_reference,
                              word_count=settings.word_count, backend=backend, progress=bar)
         scores = asyncio.run(_score(ctx, metrics))
     n = len(samples)

@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 FINAL_MODEL_DIR = "final_model"
+LENGTHS_FILE = "rollout_lengths.jsonl"  # per-step word counts and targets, drawn by longwriter.tracking.plots
 
 
 def _grpo_config(cfg: DictConfig, output_dir: Path, precision: str = "fp32"):
@@ -107,6 +108,20 @@ def _restore_curriculum(curriculum, checkpoint: str | None) -> None:
         logger.info("curriculum levels restored from %s", saved)
 
 
+def _log_plots(lengths_file: Path) -> None:
+    """The run's pictures (rewards, lengths over targets, monitors, curriculum, verdicts) as PNGs."""
+    import mlflow
+
+    from longwriter.tracking.plots import LENGTHS_ARTIFACT, log_run_plots, read_lengths
+
+    lengths = None
+    if lengths_file.exists():
+        text = lengths_file.read_text(encoding="utf-8")
+        mlflow.log_text(text, LENGTHS_ARTIFACT)
+        lengths = read_lengths(text)
+    log_run_plots(mlflow.active_run().info.run_id, lengths)
+
+
 def build_trainer(cfg: DictConfig, output_dir: Path, model_path: str, samples, setup, loop, callbacks=()):
     """The configured `LongwriterGRPOTrainer` (shared by `run` and benchmarks/step_time.py)."""
     from transformers import AutoTokenizer
@@ -135,6 +150,7 @@ def build_trainer(cfg: DictConfig, output_dir: Path, model_path: str, samples, s
         loop=loop,
         judge_backend=setup.judge_backend,
         precision=precision,
+        lengths_path=output_dir / LENGTHS_FILE,
     )
 
 
@@ -170,6 +186,8 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
     require_references(component_types(cfg.reward).values(), samples, str(cfg.data.name))
     setup = build_reward_setup(cfg, output_dir)
     _restore_curriculum(setup.curriculum, checkpoint)
+    if setup.curriculum is not None:
+        setup.curriculum.register(samples)  # so curriculum/level/mean_all covers every training sample
 
     loop = BackgroundLoop()
     trainer = None
@@ -206,6 +224,7 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
                 evaluate_in_training(cfg, str(final_dir), step=trainer.state.global_step, label="eval/final")
             objective = run_objective(mlflow.active_run().info.run_id, cfg.get("objective"))
             log_objective(objective, cfg.get("objective"))
+            _log_plots(output_dir / LENGTHS_FILE)
             logger.info("final model saved to %s; objective %s", final_dir, objective)
             return objective
     finally:
