@@ -23,6 +23,10 @@ class OpenAIJudgeConfig(OpenAISettings):
     name: str = "openai"
     backend: str = "openai"
     cache: bool = True  # persistent judgement cache under ${paths.cache_dir}/judges/
+    # Free-form mappings stay untyped here so that `+judge.extra_body.<field>=...` can add to a null one.
+    extra_body: Any = None
+    headers_env: Any = None
+    extra_body_env: Any = None
 
 
 @dataclass(frozen=True)
