@@ -7,6 +7,7 @@ on, so every reward step must reuse the same loop instead of calling `asyncio.ru
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from typing import Any, Awaitable
 
@@ -21,6 +22,10 @@ class BackgroundLoop:
 
     def run(self, coro: Awaitable[Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def submit(self, coro: Awaitable[Any]) -> concurrent.futures.Future:
+        """Start the coroutine now and return at once; `.result()` on the future waits for it."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     def close(self) -> None:
         if self._loop.is_running():

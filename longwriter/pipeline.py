@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from longwriter.data.schema import Sample
+from longwriter.data.schema import DataError, Sample
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,11 @@ def load_training_samples(cfg: DictConfig) -> list[Sample]:
     from longwriter.selection import select_samples
 
     samples = load_samples(cfg.data)
+    if not samples:
+        where = f" ({cfg.data.path})" if cfg.data.get("path") else ""
+        limit = " data.limit=0 keeps none;" if cfg.data.get("limit") == 0 else ""
+        raise DataError(f"data={cfg.data.name}{where} has no samples:{limit} give a file with one sample (a JSON "
+                        f"object with at least `prompt`) per line, or choose another data=")
     selected = select_samples(samples, cfg)
     if not selected:
         raise ValueError(

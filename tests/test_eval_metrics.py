@@ -13,6 +13,7 @@ from longwriter.evaluation.metrics import (
     policy_outcome,
     quality_score,
     win_rates,
+    writingbench_score,
 )
 from longwriter.text import count_words
 
@@ -72,26 +73,31 @@ def test_quality_score_maps_one_to_five_onto_zero_to_hundred() -> None:
     result = quality_score([all_five, all_three])  # every dimension mean 4 -> (4 - 1) * 25 = 75
     assert result["s_q"] == pytest.approx(75.0)
     assert result["dimensions"] == {d: pytest.approx(75.0) for d in QUALITY_DIMENSIONS}
-    assert result["missing"] == {d: 0 for d in QUALITY_DIMENSIONS} and result["n_samples"] == 2
+    assert (result["n_samples"], result["n_scored"], result["dropped"]) == (2, 2, 0)
     assert quality_score([{d: 1 for d in QUALITY_DIMENSIONS}])["s_q"] == 0.0
 
 
-def test_quality_score_skips_missing_and_reports_them() -> None:
+def test_quality_score_drops_a_sample_missing_any_dimension_whole() -> None:
+    # LongBench-Write's eval_quality.py keeps only judgements with all six dimensions.
     first = {"Relevance": 5, "Accuracy": 5, "Coherence": 5, "Clarity": 5, "Breadth_and_Depth": 5,
              "Reading Experience": 5}
-    second = {"relevance": None, "accuracy": 3, "coherence": 3, "clarity": 3, "breadth and depth": 3}
-    result = quality_score([first, second])
-    # relevance: mean 5 -> 100; reading experience: mean 5 -> 100; the other four: mean 4 -> 75
-    assert result["dimensions"]["relevance"] == 100.0 and result["dimensions"]["reading_experience"] == 100.0
-    assert result["s_q"] == pytest.approx((100 + 100 + 4 * 75) / 6)  # 83.33
-    assert result["missing"]["relevance"] == 1 and result["missing"]["reading_experience"] == 1
-    assert result["missing"]["clarity"] == 0
+    second = {"relevance": 2, "accuracy": 3, "coherence": 4, "clarity": 3, "breadth and depth": 2,
+              "reading experience": 4}
+    partial = {"relevance": 1, "accuracy": 1, "coherence": 1, "clarity": 1, "breadth and depth": 1,
+               "reading experience": None}
+    result = quality_score([first, second, partial])
+    # kept: first and second. relevance (5+2)/2 = 3.5 -> 62.5; accuracy 4 -> 75; coherence 4.5 -> 87.5;
+    # clarity 4 -> 75; breadth 3.5 -> 62.5; reading 4.5 -> 87.5; S_q = 450 / 6 = 75.
+    assert result["dimensions"] == {"relevance": 62.5, "accuracy": 75.0, "coherence": 87.5, "clarity": 75.0,
+                                    "breadth_and_depth": 62.5, "reading_experience": 87.5}
+    assert result["s_q"] == pytest.approx(75.0)
+    assert (result["n_samples"], result["n_scored"], result["dropped"]) == (3, 2, 1)
+    # The project's old per-dimension reading would have let the partial sample pull five dimensions down.
 
 
-def test_quality_score_without_a_dimension_has_no_s_q_and_rejects_bad_input() -> None:
+def test_quality_score_without_a_complete_sample_has_no_s_q_and_rejects_bad_input() -> None:
     result = quality_score([{"relevance": 4}])
-    assert result["s_q"] is None and result["dimensions"]["relevance"] == 75.0
-    assert result["dimensions"]["clarity"] is None and result["missing"]["clarity"] == 1
+    assert result["s_q"] is None and result["dimensions"]["relevance"] is None and result["dropped"] == 1
     assert quality_score([])["s_q"] is None
     with pytest.raises(ValueError, match="unknown quality dimension"):
         quality_score([{"overall": 4}])
@@ -99,12 +105,27 @@ def test_quality_score_without_a_dimension_has_no_s_q_and_rejects_bad_input() ->
         quality_score([{"clarity": 6}])
 
 
-def test_checklist_score() -> None:
-    assert checklist_score([8, None, 6]) == 7.0
+def test_checklist_sample_score() -> None:
+    assert checklist_score([8, 7, 6]) == 7.0
     assert checklist_score([10, 9, 8, 7, 6]) == 8.0
+    assert checklist_score([8, None, 6]) is None  # an unknown criterion leaves the sample unscored
     assert checklist_score([None, None]) is None and checklist_score([]) is None
     with pytest.raises(ValueError):
         checklist_score([0])
+
+
+def test_writingbench_overall_pools_every_criterion_score() -> None:
+    # WritingBench calculate_scores.py: sum of all criterion scores / number of criterion scores.
+    per_sample = [[10, 10, 10, 10, 10], [2, 4, 6, 8, 10], [3, 5], [9, None, 9]]
+    result = writingbench_score(per_sample)
+    # pooled over the three complete samples: (50 + 30 + 8) / 12 = 7.333..., whereas the mean of
+    # the sample means would be (10 + 6 + 4) / 3 = 6.667.
+    assert result["overall"] == pytest.approx(88 / 12)
+    assert (result["n_samples"], result["n_scored"], result["dropped"], result["n_criteria"]) == (4, 3, 1, 12)
+    assert writingbench_score([])["overall"] is None
+    assert writingbench_score([[None]])["overall"] is None
+    with pytest.raises(ValueError):
+        writingbench_score([[11]])
 
 
 def test_win_rates_keep_unknown_in_the_denominator() -> None:

@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT, SHARED_BENCHMARKS, compose, run_cli
 from longwriter.data.loaders import load_samples
 from longwriter.data.schema import Sample
-from longwriter.evaluation.generation import GenerationSettings, generation_key, model_identity
+from longwriter.generation import GenerationSettings, generation_key, model_identity
 from longwriter.evaluation.metrics import length_score
 from longwriter.evaluation.scoring import ScoringContext, checklist_items, required_length, score_all
 from longwriter.testing.fake_openai_server import FakeOpenAIServer
@@ -140,13 +140,18 @@ def test_judge_scorers_exact_numbers_skips_and_unknowns() -> None:
         metrics = asyncio.run(_score_and_close(ctx, ["quality", "checklist", "pairwise"]))
         compared = [r.body["messages"][-1]["content"] for r in server.chat_requests if "Compare two" in r.body["messages"][-1]["content"]]
     # S_q: two readable samples with (5, 3, 4, 4, 2, 5) -> mapped (100, 50, 75, 75, 25, 100), mean 70.83;
-    # the unreadable one is unknown for every dimension and counted, not scored.
+    # the unreadable one is asked 5 times (QUALITY_TRIES), then dropped whole and counted.
     assert metrics["eval/quality_score/mean"] == pytest.approx((100 + 50 + 75 + 75 + 25 + 100) / 6)
     assert metrics["eval/quality_score/relevance"] == 100.0 and metrics["eval/quality_score/breadth_and_depth"] == 25.0
-    assert metrics["eval/quality_score/unknown"] == 1 and metrics["eval/quality_score/missing_ratings"] == 6
+    assert metrics["eval/quality_score/dropped"] == 1 and metrics["eval/quality_score/n"] == 2
     assert ctx.rows[2]["quality_score"] is None and ctx.rows[0]["quality_score"] == pytest.approx(425 / 6)
-    # checklist: only sample a has criteria; two items scored 7, one unparsable (unknown, skipped in the mean).
-    assert metrics["eval/checklist_score/mean"] == 7.0 and ctx.rows[0]["checklist_items"] == [7.0, None, 7.0]
+    assert sum("unreadable" in r.body["messages"][-1]["content"] for r in server.chat_requests) == 5
+    # checklist: only sample a has criteria; two items scored 7, one unparsable even after 3 tries:
+    # WritingBench never reports a partly scored sample, so sample a is dropped.
+    assert metrics["eval/checklist_score/mean"] is None and ctx.rows[0]["checklist_items"] == [7.0, None, 7.0]
+    assert metrics["eval/checklist_score/dropped"] == 1
+    asked = [r.body["messages"][-1]["content"] for r in server.chat_requests]
+    assert sum("ONE criterion" in text and "Criterion two" in text for text in asked) == 3
     assert metrics["eval/checklist_score/skipped"] == 2 and metrics["eval/checklist_score/unknown_item_rate"] == pytest.approx(1 / 3)
     # pairwise: a wins in both orders against its strongest reference; b's judge always says A -> tie.
     assert ctx.rows[0]["pairwise_outcome"] == "win" and ctx.rows[1]["pairwise_outcome"] == "tie"
@@ -154,6 +159,18 @@ def test_judge_scorers_exact_numbers_skips_and_unknowns() -> None:
     assert metrics["eval/pairwise/loss_rate"] == 0.0 and metrics["eval/pairwise/unknown_rate"] == 0.0
     assert metrics["eval/pairwise/position_disagreement"] == 0.5 and metrics["eval/pairwise/skipped"] == 1
     assert len(compared) == 4 and all("weak reference" not in text for text in compared)
+
+
+def test_pairwise_win_rate_against_the_level_0_reference() -> None:
+    samples = [Sample(id="a", prompt=[{"role": "user", "content": "Write a poem."}],
+                      references=["weak reference", "mid reference", "strong reference"])]
+    with FakeOpenAIServer(_scripted_reply) as server:
+        ctx = _context(samples, [f"{POLICY} one"], backend=_judge(server), pairwise_position="disadvantage",
+                       pairwise_reference=0)
+        metrics = asyncio.run(_score_and_close(ctx, ["pairwise"]))
+        compared = [r.body["messages"][-1]["content"] for r in server.chat_requests]
+    assert metrics["eval/pairwise/win_rate"] == 1.0
+    assert len(compared) == 1 and "weak reference" in compared[0] and "strong reference" not in compared[0]
 
 
 def test_unknown_pairwise_verdicts_are_counted_not_losses() -> None:
@@ -204,7 +221,7 @@ def test_a_lora_adapter_folder_is_merged_and_a_run_folder_means_its_final_model(
     """Trained with engine.lora.enabled, final_model/ holds an adapter (no tokenizer inside)."""
     from peft import LoraConfig, get_peft_model
 
-    from longwriter.evaluation.generation import generate_responses, load_for_generation
+    from longwriter.generation import generate_responses, load_for_generation
     from longwriter.evaluation.runner import resolve_checkpoint
     from longwriter.models import resolve_model_path
 

@@ -1,7 +1,7 @@
 """Turn a required length into a word range, and find an explicit length requirement in a query.
 
-Word ranges are in `longwriter.text.count_words` units: English words, one per CJK character
-(so "3000字" and "3000 words" are the same unit).
+Word ranges are in `longwriter.text.count_words` units: English words, one per CJK ideograph
+(LongBench-Write's rule, so "3000字" and "3000 words" are the same unit).
 
 Rules (tolerance t; LongBench-Write uses t = 0.2, WritingBench t = 0.1 = LongWriter-Zero's +-10%
 for explicit counts; both are config keys). Bounds are rounded half up to integers.

@@ -21,12 +21,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 # Imported for their @register_loader side effect: the registry is filled explicitly, here.
 from longwriter.data import benchmarks as _benchmarks  # noqa: F401
 from longwriter.data import hf_hub as _hf_hub  # noqa: F401
 from longwriter.data import verl_parquet as _verl_parquet  # noqa: F401
+from longwriter.config_tools import plain
 from longwriter.data.registry import build_samples, get_loader, iter_jsonl, register_loader, resolve_path
 from longwriter.data.schema import DataError, Sample
 
@@ -35,15 +36,9 @@ logger = logging.getLogger(__name__)
 BUILTIN_PATH = Path(__file__).resolve().with_name("builtin_prompts.jsonl")
 
 
-def _as_dict(data_cfg: Mapping[str, Any] | DictConfig) -> dict[str, Any]:
-    if isinstance(data_cfg, DictConfig):
-        return OmegaConf.to_container(data_cfg, resolve=True)  # type: ignore[return-value]
-    return dict(data_cfg)
-
-
 def load_samples(data_cfg: Mapping[str, Any] | DictConfig) -> list[Sample]:
     """Load, validate, shuffle and limit the samples described by a `data` config group."""
-    cfg = _as_dict(data_cfg)
+    cfg = plain(data_cfg)
     fmt = cfg.get("format") or cfg.get("name")
     if not fmt:
         raise DataError("the data config has neither 'format' nor 'name' (pick data=<preset>)")

@@ -2,10 +2,10 @@
 
   S_l  LongBench-Write length score (Bai et al. 2024, "LongWriter", sec. 2.2), per prompt, 0-100.
   S_q  LongBench-Write quality score: six judge dimensions rated 1-5, each mapped to 0-100.
-  checklist score: WritingBench (Wu et al. 2025): 1-10 per query-specific criterion, mean.
+  checklist score: WritingBench (Wu et al. 2025): 1-10 per query-specific criterion; overall = pooled mean.
   win rates: pairwise verdicts of the policy against references.
 
-Lengths are `longwriter.text.count_words` units (English words + one per CJK character).
+Lengths are `longwriter.text.count_words` units (LongBench-Write's code: ASCII-letter words + CJK ideographs).
 Repetition rate lives in `longwriter.rewards.format` (shared with the reward); not repeated here.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
 from longwriter.judges.prompts import QUALITY_DIMENSIONS  # the judge's JSON keys, e.g. "breadth_and_depth"
-from longwriter.text import count_words
+from longwriter.text import DEFAULT_WORD_COUNT, count_words
 
 Outcome = Literal["win", "tie", "loss"]
 
@@ -44,9 +44,9 @@ def length_score(required: int, output_words: int) -> float:
     return 100.0 * max(0.0, 1.0 - (x / y - 1.0) / 2.0)
 
 
-def length_score_text(required: int, text: str) -> float:
-    """S_l of a text, counting words as LongBench-Write does (CJK characters count one each)."""
-    return length_score(required, count_words(text))
+def length_score_text(required: int, text: str, word_count: str = DEFAULT_WORD_COUNT) -> float:
+    """S_l of a text, counting words as LongBench-Write's code does (or by another named convention)."""
+    return length_score(required, count_words(text, word_count))
 
 
 def mean_length_score(required: Sequence[int], output_words: Sequence[int]) -> float | None:
@@ -67,21 +67,22 @@ def _normalise_dimension(name: str) -> str:
 
 
 def quality_score(dimension_scores: Sequence[Mapping[str, float | None]]) -> dict:
-    """S_q from per-sample judge ratings {dimension: 1-5 or None}.
+    """S_q from per-sample judge ratings {dimension: 1-5 or None}, as LongBench-Write's code does.
 
-    Each dimension: mean over the samples that have it (None or absent = missing, skipped), then
-    (mean - 1) * 25, so 1 -> 0 and 5 -> 100. S_q = mean of the six mapped dimensions; None when a
-    dimension has no rating at all (an average over fewer dimensions is not comparable).
-    Names are matched case-insensitively, " " = "_" ("Breadth and Depth" = "breadth_and_depth").
+    A sample missing any of the six dimensions (None or absent; the judge was already retried) is
+    dropped whole, as `eval_quality.py` drops it. Over the kept samples each dimension's mean maps
+    to (mean - 1) * 25 (1 -> 0, 5 -> 100) and S_q is the mean of the six; None when no sample is
+    complete. Names are matched case-insensitively, " " = "_" ("Breadth and Depth" = "breadth_and_depth").
 
-    Returns {"s_q": float | None, "dimensions": {dim: mapped | None},
-             "missing": {dim: number of samples without it}, "n_samples": int}.
-    >>> quality_score([{d: 4 for d in QUALITY_DIMENSIONS}])["s_q"]
+    Returns {"s_q": float | None, "dimensions": {dim: mapped | None}, "n_samples": all samples,
+             "n_scored": complete samples, "dropped": incomplete samples}.
+    >>> quality_score([{d: 4 for d in QUALITY_DIMENSIONS}, {"relevance": 1}])["s_q"]
     75.0
     """
     sums = dict.fromkeys(QUALITY_DIMENSIONS, 0.0)
-    counts = dict.fromkeys(QUALITY_DIMENSIONS, 0)
+    kept = 0
     for i, sample in enumerate(dimension_scores):
+        values: dict[str, float] = {}
         for name, value in sample.items():
             dim = _normalise_dimension(name)
             if dim not in sums:
@@ -90,32 +91,58 @@ def quality_score(dimension_scores: Sequence[Mapping[str, float | None]]) -> dic
                 continue
             if not 1 <= value <= 5 or math.isnan(value):
                 raise ValueError(f"sample {i}: {name} = {value} is outside the 1-5 scale")
+            values[dim] = float(value)
+        if len(values) < len(QUALITY_DIMENSIONS):
+            continue
+        kept += 1
+        for dim, value in values.items():
             sums[dim] += value
-            counts[dim] += 1
-    mapped = {d: ((sums[d] / counts[d]) - 1.0) * 25.0 if counts[d] else None for d in QUALITY_DIMENSIONS}
-    complete = all(v is not None for v in mapped.values())
+    mapped = {d: ((sums[d] / kept) - 1.0) * 25.0 if kept else None for d in QUALITY_DIMENSIONS}
     return {
-        "s_q": sum(mapped.values()) / len(mapped) if complete else None,  # type: ignore[arg-type]
+        "s_q": sum(mapped.values()) / len(mapped) if kept else None,  # type: ignore[arg-type]
         "dimensions": mapped,
-        "missing": {d: len(dimension_scores) - counts[d] for d in QUALITY_DIMENSIONS},
         "n_samples": len(dimension_scores),
+        "n_scored": kept,
+        "dropped": len(dimension_scores) - kept,
     }
 
 
-def checklist_score(scores: Iterable[float | None]) -> float | None:
-    """WritingBench sample score: mean of the 1-10 criterion scores, skipping None; None if none.
+def _checked_criterion(score: float) -> float:
+    if not 1 <= score <= 10 or math.isnan(score):
+        raise ValueError(f"checklist score {score} is outside the 1-10 scale")
+    return float(score)
 
-    >>> checklist_score([8, None, 6])
-    7.0
+
+def checklist_score(scores: Sequence[float | None]) -> float | None:
+    """WritingBench sample score: the mean of its 1-10 criterion scores; None when any is unknown
+    (the judge was already retried; WritingBench never reports a partly scored sample) or none given.
+
+    >>> checklist_score([8, 7, 6]), checklist_score([8, None, 6])
+    (7.0, None)
     """
-    valid = []
-    for score in scores:
-        if score is None:
+    if not scores or any(s is None for s in scores):
+        return None
+    return sum(_checked_criterion(s) for s in scores) / len(scores)  # type: ignore[arg-type]
+
+
+def writingbench_score(per_sample: Sequence[Sequence[float | None]]) -> dict:
+    """WritingBench overall score as `calculate_scores.py` computes it: every criterion score of
+    every (complete) sample pooled into one mean, NOT the mean of the sample means (samples with
+    more criteria weigh more). Samples with an unknown criterion are dropped and counted.
+
+    Returns {"overall": float | None, "n_samples", "n_scored", "dropped", "n_criteria"}.
+    >>> writingbench_score([[10, 10, 10, 10], [4, 6]])["overall"]  # 48/6, not (10 + 5)/2
+    8.0
+    """
+    total, count, kept = 0.0, 0, 0
+    for scores in per_sample:
+        if checklist_score(scores) is None:
             continue
-        if not 1 <= score <= 10 or math.isnan(score):
-            raise ValueError(f"checklist score {score} is outside the 1-10 scale")
-        valid.append(float(score))
-    return sum(valid) / len(valid) if valid else None
+        kept += 1
+        total += sum(_checked_criterion(s) for s in scores)  # type: ignore[arg-type]
+        count += len(scores)
+    return {"overall": total / count if count else None, "n_samples": len(per_sample), "n_scored": kept,
+            "dropped": len(per_sample) - kept, "n_criteria": count}
 
 
 def policy_outcome(verdict: str | None, policy_first: bool) -> Outcome | None:

@@ -101,7 +101,7 @@ def _plots(rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, float]) -> d
         figures["length_scatter.png"] = fig
 
     dims = {k.rsplit("/", 1)[1]: v for k, v in metrics.items()
-            if k.startswith("eval/quality_score/") and k.rsplit("/", 1)[1] not in ("mean", "unknown", "missing_ratings")}
+            if k.startswith("eval/quality_score/") and k.rsplit("/", 1)[1] not in ("mean", "n", "dropped")}
     if dims:
         fig, ax = plt.subplots(figsize=(7, 4))
         ax.barh(list(dims), list(dims.values()), color="tab:green")

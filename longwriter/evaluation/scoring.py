@@ -25,11 +25,12 @@ from longwriter.evaluation.metrics import (
     policy_outcome,
     quality_score,
     win_rates,
+    writingbench_score,
 )
 from longwriter.rewards.format import FormatConfig, parse_format
 from longwriter.registry import Registry
 from longwriter.rewards.pairwise import POSITIONS, combine_orders
-from longwriter.text import count_words, repetition_rate
+from longwriter.text import DEFAULT_WORD_COUNT, count_words, repetition_rate
 
 Metrics = dict[str, float | None]
 
@@ -44,6 +45,8 @@ class ScoringContext:
     rows: list[dict[str, Any]]
     prompt_template: str = "plain"
     pairwise_position: str = "swap"
+    pairwise_reference: int = -1  # index into each sample's references (-1 = strongest, 0 = level 0)
+    word_count: str = DEFAULT_WORD_COUNT  # a `longwriter.text.WORD_COUNTS` convention
     backend: Any = None  # judge backend; None when no judge metric is selected
     progress: Any = None  # a tqdm bar shared by the judge scorers (None: no bar)
     format: FormatConfig = field(default_factory=FormatConfig)
@@ -114,11 +117,11 @@ def required_length(sample: Sample) -> int | None:
 
 @register_scorer("length")
 async def score_length(ctx: ScoringContext) -> Metrics:
-    """LongBench-Write S_l per sample (CJK-aware word counts) and its mean over scored samples."""
+    """LongBench-Write S_l per sample (words counted by `ctx.word_count`) and its mean over scored samples."""
     scores, words = [], []
     for sample, answer, row in zip(ctx.samples, ctx.answers, ctx.rows):
         required = required_length(sample)
-        row["words"] = count_words(answer)
+        row["words"] = count_words(answer, ctx.word_count)
         row["required_length"] = required
         row["length_score"] = None if required is None else length_score(required, row["words"])
         words.append(row["words"])
@@ -164,7 +167,11 @@ async def score_format(ctx: ScoringContext) -> Metrics:
 
 @register_scorer("quality", needs_judge=True)
 async def score_quality(ctx: ScoringContext) -> Metrics:
-    """LongBench-Write S_q: six dimensions rated 1-5 by the judge, each mapped to (mean - 1) * 25."""
+    """LongBench-Write S_q: six dimensions rated 1-5, each mapped to (mean - 1) * 25.
+
+    As the reference code: a reply missing a dimension is asked again (the task), and a sample
+    still incomplete is dropped whole (`metrics.quality_score`), counted in `dropped`.
+    """
     from longwriter.judges import QualityDimensionsTask
 
     task = QualityDimensionsTask(ctx.backend)
@@ -174,14 +181,14 @@ async def score_quality(ctx: ScoringContext) -> Metrics:
         dims = dict(judgement.extra.get("dimensions") or {})
         for dim, value in dims.items():
             row[f"quality/{dim}"] = value
-        row["quality_score"] = quality_score([dims])["s_q"] if dims else None
+        row["quality_score"] = quality_score([dims])["s_q"]
         row["quality_error"] = judgement.error
         per_sample.append(dims)
     result = quality_score(per_sample)
     metrics: Metrics = {
         "eval/quality_score/mean": result["s_q"],
-        "eval/quality_score/unknown": float(sum(all(v is None for v in d.values()) for d in per_sample)),
-        "eval/quality_score/missing_ratings": float(sum(result["missing"].values())),
+        "eval/quality_score/n": float(result["n_scored"]),
+        "eval/quality_score/dropped": float(result["dropped"]),
     }
     for dim in QUALITY_DIMENSIONS:
         metrics[f"eval/quality_score/{dim}"] = result["dimensions"][dim]
@@ -198,14 +205,18 @@ def checklist_items(sample: Sample) -> list[Any]:
 
 @register_scorer("checklist", needs_judge=True)
 async def score_checklist(ctx: ScoringContext) -> Metrics:
-    """WritingBench score: 1-10 per checklist criterion, the sample's mean, then the mean over samples."""
+    """WritingBench score: an integer 1-10 per checklist criterion; the overall score pools every
+    criterion score of every sample (`metrics.writingbench_score`), as `calculate_scores.py` does.
+
+    A criterion still unreadable after the task's retries leaves its sample unscored (`dropped`).
+    """
     from longwriter.judges import ChecklistTask
 
     task = ChecklistTask(ctx.backend)
     indices = [i for i, s in enumerate(ctx.samples) if checklist_items(s)]
     judgements = await ctx.gather([task.score(ctx.samples[i].user_prompt, checklist_items(ctx.samples[i]),
                                               ctx.answers[i]) for i in indices])
-    scores, unknown_items, n_items = [], 0, 0
+    per_sample, unknown_items, n_items = [], 0, 0
     for i, judgement in zip(indices, judgements):
         items = list(judgement.extra.get("items") or [])
         row = ctx.rows[i]
@@ -214,20 +225,21 @@ async def score_checklist(ctx: ScoringContext) -> Metrics:
         row["checklist_error"] = judgement.error
         unknown_items += sum(v is None for v in items)
         n_items += len(items)
-        if row["checklist_score"] is not None:
-            scores.append(row["checklist_score"])
+        per_sample.append(items)
+    result = writingbench_score(per_sample)
     return {
-        "eval/checklist_score/mean": _mean(scores),
-        "eval/checklist_score/n": float(len(scores)),
+        "eval/checklist_score/mean": result["overall"],
+        "eval/checklist_score/n": float(result["n_scored"]),
         "eval/checklist_score/skipped": float(len(ctx.samples) - len(indices)),
-        "eval/checklist_score/unknown": float(len(indices) - len(scores)),
+        "eval/checklist_score/dropped": float(result["dropped"]),
         "eval/checklist_score/unknown_item_rate": (unknown_items / n_items) if n_items else None,
     }
 
 
 @register_scorer("pairwise", needs_judge=True)
 async def score_pairwise(ctx: ScoringContext) -> Metrics:
-    """Win / tie / loss against each sample's strongest reference (the last one).
+    """Win / tie / loss against one reference of each sample: `eval.pairwise_reference` (default -1,
+    the strongest; 0 = the level-0 reference, fixed while a curriculum moves during training).
 
     position=swap judges both orders: agreement gives that outcome, disagreement a tie (counted
     in position_disagreement), and one unknown order makes the comparison unknown.
@@ -242,7 +254,8 @@ async def score_pairwise(ctx: ScoringContext) -> Metrics:
     for i, sample in enumerate(ctx.samples):
         if not sample.references:
             continue
-        reference, answer = sample.references[-1], ctx.answers[i]
+        index = max(-len(sample.references), min(ctx.pairwise_reference, len(sample.references) - 1))
+        reference, answer = sample.references[index], ctx.answers[i]
         for policy_first in orders:
             first, second = (answer, reference) if policy_first else (reference, answer)
             calls.append(task.compare(sample.user_prompt, sample.criteria, first, second))

@@ -14,6 +14,7 @@ counted, never silently turned into a win or a loss.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, Sequence, runtime_checkable
 
@@ -83,6 +84,15 @@ def supports_probs(backend: object) -> bool:
     backends) `choose()` is only chat + a strict match, so judge tasks use chat + their parser.
     """
     return bool(getattr(backend, "provides_probs", False))
+
+
+async def choose_many(backend: Backend, requests: Sequence[Sequence[Message]], options: Sequence[str]
+                      ) -> list[ChoiceResult]:
+    """`backend.choose_many` when the backend has it, else one `choose` per request (concurrently)."""
+    batched = getattr(type(backend), "choose_many", None)
+    if batched is not None:
+        return await backend.choose_many(requests, options)
+    return list(await asyncio.gather(*(backend.choose(messages, options) for messages in requests)))
 
 
 @dataclass

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from longwriter.judges.base import Backend, ChatResult, ChoiceResult, Message, Usage, supports_probs
+from longwriter.judges.base import Backend, ChatResult, ChoiceResult, Message, Usage, choose_many, supports_probs
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,16 @@ class CachedBackend:
         return min(max_tokens, cap) if cap else max_tokens
 
     async def chat(self, messages: Sequence[Message], max_tokens: int) -> ChatResult:
-        key = cache_key(self.identity, "chat", messages, {"max_tokens": self._effective_max_tokens(max_tokens)})
+        return await self._chat(messages, max_tokens, {"max_tokens": self._effective_max_tokens(max_tokens)})
+
+    async def chat_retry(self, messages: Sequence[Message], max_tokens: int, attempt: int) -> ChatResult:
+        """Ask again after an unusable answer: attempt n >= 1 has its own key, so the stored
+        (unparsable) first answer is not simply read back, and a rerun replays every attempt."""
+        return await self._chat(messages, max_tokens,
+                                {"max_tokens": self._effective_max_tokens(max_tokens), "attempt": attempt})
+
+    async def _chat(self, messages: Sequence[Message], max_tokens: int, args: dict) -> ChatResult:
+        key = cache_key(self.identity, "chat", messages, args)
         stored = await asyncio.to_thread(self.cache.get, key)
         self._count(stored is not None)
         if stored is not None:
@@ -167,6 +176,25 @@ class CachedBackend:
                                     kind="choose")
         return result
 
+    async def choose_many(self, requests: Sequence[Sequence[Message]], options: Sequence[str]) -> list[ChoiceResult]:
+        """Several choose() calls: hits from the cache, the misses in one `inner.choose_many` when
+        the inner backend has it (the local judge then reads their shared prefix once)."""
+        keys = [cache_key(self.identity, "choose", messages, {"options": list(options)}) for messages in requests]
+        stored = [await asyncio.to_thread(self.cache.get, key) for key in keys]
+        results: list[ChoiceResult | None] = []
+        for value in stored:
+            self._count(value is not None)
+            results.append(None if value is None else ChoiceResult(probs=value["probs"], cached=True))
+        missing = [k for k, r in enumerate(results) if r is None]
+        if missing:
+            fresh = await choose_many(self.inner, [requests[k] for k in missing], options)
+            for k, result in zip(missing, fresh):
+                results[k] = result
+                if result.probs is not None:
+                    await asyncio.to_thread(self.cache.put, keys[k], {"probs": result.probs},
+                                            identity=self.identity, kind="choose")
+        return [r for r in results if r is not None]
+
     def usage(self) -> Usage:
         usage = Usage()
         usage.add(self.inner.usage())
@@ -174,3 +202,4 @@ class CachedBackend:
             usage.cache_hits += self._hits
             usage.cache_misses += self._misses
         return usage
+

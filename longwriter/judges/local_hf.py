@@ -30,6 +30,7 @@ from dataclasses import asdict
 from typing import Any, Callable, Sequence
 
 from longwriter.judges.base import ChatResult, ChoiceResult, JudgeError, Message, Usage
+from longwriter.judges.settings import LocalHFSettings
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class LocalHFBackend:
     provides_probs = True
 
     def __init__(self, model: Any = None, tokenizer: Any = None, *, loader: Loader | None = None,
-                 name: str, max_new_tokens: int = 256):
+                 name: str, max_new_tokens: int = LocalHFSettings.max_new_tokens):
         if (model is None) != (tokenizer is None):
             raise ValueError("pass both model and tokenizer, or neither and a loader")
         if model is None and loader is None:
@@ -125,8 +126,11 @@ class LocalHFBackend:
         import torch
 
         device = next(self._model.parameters()).device
-        out = self._model(input_ids=torch.tensor([list(ids)], device=device), past_key_values=cache,
-                          use_cache=True)
+        inputs = dict(input_ids=torch.tensor([list(ids)], device=device), past_key_values=cache, use_cache=True)
+        try:  # only the last position's logits are read: skip the vocabulary projection of the others
+            out = self._model(**inputs, logits_to_keep=1)
+        except TypeError:  # a model class without logits_to_keep
+            out = self._model(**inputs)
         return out.logits[0, -1].double().log_softmax(-1).cpu(), out.past_key_values
 
     def choose_sync(self, messages: Sequence[Message], options: Sequence[str]) -> ChoiceResult:
@@ -139,14 +143,65 @@ class LocalHFBackend:
                 self._check_length(len(prompt_ids) + max(len(s) for s in seqs))
                 probs = self._trie_probs(prompt_ids, seqs)
             except Exception as exc:  # a bad call is an unknown judgement, not a crash
-                self._usage.failures += 1
-                logger.warning("local judge choose() failed: %s", exc)
-                return ChoiceResult(None, error=f"{type(exc).__name__}: {exc}")
+                return self._failed(exc)
             self._usage.requests += 1
             self._usage.prompt_tokens += len(prompt_ids)
         return ChoiceResult(dict(zip(options, probs)))
 
-    def _trie_probs(self, prompt_ids: list[int], seqs: list[tuple[int, ...]]) -> list[float]:
+    def choose_many_sync(self, requests: Sequence[Sequence[Message]], options: Sequence[str]) -> list[ChoiceResult]:
+        """`choose_sync` for several message lists at once, reading their shared token prefix once.
+
+        The prompts of one judgement that differ only at the end (the six S_q dimensions differ
+        only in the assistant prefill) share everything before: one forward over the common
+        prefix fills a KV cache, each prompt then runs only its own tail from that cache, which is
+        cropped back to the prefix before the next. Same probabilities as `choose_sync` per
+        request (up to float rounding of the split forward).
+        """
+        import torch
+
+        results: list[ChoiceResult | None] = [None] * len(requests)
+        with self._lock, torch.inference_mode():
+            self._ensure_loaded()
+            prepared: list[tuple[int, list[int], list[tuple[int, ...]]]] = []
+            for k, messages in enumerate(requests):
+                try:
+                    prompt_ids, seqs = self._option_ids(self._render(messages), options)
+                    self._check_length(len(prompt_ids) + max(len(s) for s in seqs))
+                    prepared.append((k, prompt_ids, seqs))
+                except Exception as exc:
+                    results[k] = self._failed(exc)
+            prefix = _common_prefix_length([ids for _, ids, _ in prepared])
+            cache = None
+            if prepared and prefix > 0:
+                cache = self._forward_logprobs(prepared[0][1][:prefix])[1]
+                if not hasattr(cache, "crop"):
+                    cache, prefix = None, 0
+            for k, prompt_ids, seqs in prepared:
+                try:
+                    probs = self._trie_probs(prompt_ids, seqs, cache, prefix)
+                except Exception as exc:
+                    results[k] = self._failed(exc)
+                    continue
+                finally:
+                    if cache is not None:
+                        cache.crop(prefix)
+                self._usage.requests += 1
+                self._usage.prompt_tokens += len(prompt_ids)
+                results[k] = ChoiceResult(dict(zip(options, probs)))
+        return [r for r in results if r is not None]
+
+    async def choose_many(self, requests: Sequence[Sequence[Message]], options: Sequence[str]) -> list[ChoiceResult]:
+        return await self._run(self.choose_many_sync, requests, options)
+
+    def _failed(self, exc: Exception) -> ChoiceResult:
+        self._usage.failures += 1
+        logger.warning("local judge choose() failed: %s", exc)
+        return ChoiceResult(None, error=f"{type(exc).__name__}: {exc}")
+
+    def _trie_probs(self, prompt_ids: list[int], seqs: list[tuple[int, ...]], cache: Any = None,
+                    cached: int = 0) -> list[float]:
+        """Option probabilities after `prompt_ids`; `cache` (if given) already holds its first
+        `cached` tokens and is left holding more: the caller crops it."""
         children: dict[tuple[int, ...], set[int]] = {}
         for seq in seqs:
             for i in range(len(seq)):
@@ -155,7 +210,7 @@ class LocalHFBackend:
         # Only nodes where options diverge (or one option stops) carry information.
         decisive = [p for p, c in children.items() if len(c) >= 2 or p in ends]
         logprobs: dict[tuple[int, ...], Any] = {}
-        root, cache = self._forward_logprobs(prompt_ids)
+        root, cache = self._forward_logprobs(prompt_ids[cached:], cache)
         logprobs[()] = root
         for node in sorted(decisive, key=len):
             if node:
@@ -213,3 +268,16 @@ class LocalHFBackend:
 
     async def chat(self, messages: Sequence[Message], max_tokens: int) -> ChatResult:
         return await self._run(self.chat_sync, messages, max_tokens)
+
+
+def _common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
+    """Tokens shared by all sequences at their start, leaving each at least one token of its own
+    (its last token's logits are what the options are read from)."""
+    if not sequences:
+        return 0
+    limit = min(len(s) for s in sequences) - 1
+    first = sequences[0]
+    n = 0
+    while n < limit and all(s[n] == first[n] for s in sequences):
+        n += 1
+    return n

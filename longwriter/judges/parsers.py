@@ -41,6 +41,35 @@ def parse_verdict(text: str) -> tuple[Verdict | None, str | None]:
     return MARKER_VERDICTS[letters.pop()], None
 
 
+VERDICT_READINGS = ("last_marker", "first_marker", "public_code")
+_LETTER_VERDICTS: tuple[tuple[str, Verdict], ...] = (("A", "first"), ("B", "second"), ("C", "tie"))
+
+
+def read_verdict(text: str, reading: str = "last_marker") -> tuple[Verdict | None, str | None]:
+    """(verdict, error) under a named reading of the judge's reply.
+
+    last_marker   the project's strict reading (`parse_verdict`): the last marker after any
+                  reasoning block, conflicting markers on that line -> unknown. Default.
+    first_marker  the first `[[A]]`/`[[B]]`/`[[C]]` anywhere in the reply, as the public Writing-RL
+                  code's `extract_judge_verdict` reads it; no marker -> unknown.
+    public_code   first_marker, and without a marker the public code's fallback: the reply is a
+                  verdict for the first letter test that passes, "A" in text -> first, else "B" ->
+                  second, else "C" -> tie (so nearly any reply is a verdict). Only for reproduction.
+    """
+    if reading == "last_marker":
+        return parse_verdict(text)
+    if reading not in VERDICT_READINGS:
+        raise ValueError(f"verdict reading must be one of {list(VERDICT_READINGS)}, got {reading!r}")
+    found = MARKER.search(text or "")
+    if found:
+        return MARKER_VERDICTS[found.group(1)], None
+    if reading == "public_code":
+        for letter, verdict in _LETTER_VERDICTS:
+            if letter in (text or ""):
+                return verdict, None
+    return None, "no verdict marker"
+
+
 def _in_range(value: Any, lo: float, hi: float, integer: bool) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -49,12 +78,13 @@ def _in_range(value: Any, lo: float, hi: float, integer: bool) -> float | None:
     return float(value) if lo <= value <= hi else None
 
 
-def parse_score_marker(text: str, lo: float = 1, hi: float = 10) -> tuple[float | None, str | None]:
-    """(score, error) from the last `Score: N` in the reply."""
+def parse_score_marker(text: str, lo: float = 1, hi: float = 10, integer: bool = False
+                       ) -> tuple[float | None, str | None]:
+    """(score, error) from the last `Score: N` in the reply (`integer`: "7.5" is refused)."""
     found = _SCORE.findall(final_answer(text or ""))
     if not found:
         return None, "no score marker"
-    value = _in_range(float(found[-1]), lo, hi, integer=False)
+    value = _in_range(float(found[-1]), lo, hi, integer=integer)
     if value is None:
         return None, f"score {found[-1]} outside [{lo:g}, {hi:g}]"
     return value, None
@@ -103,12 +133,15 @@ def parse_dimensions(text: str, dimensions: tuple[str, ...], lo: int = 1, hi: in
 
 
 def parse_checklist_score(text: str, lo: float = 1, hi: float = 10) -> tuple[float | None, str | None]:
-    """WritingBench critic reply: JSON {"score": n} when present, else a `Score: N` marker."""
+    """WritingBench critic reply: JSON {"score": n} when present, else a `Score: N` marker.
+
+    The score must be an integer 1-10, as WritingBench's `evaluate_benchmark.py` requires
+    (8.0 is 8; 7.5 and "8" are invalid and get the judge asked again)."""
     obj = last_object_with(text, "score")
     if obj is not None:
-        value = _in_range(obj["score"], lo, hi, integer=False)
+        value = _in_range(obj["score"], lo, hi, integer=True)
         return (value, None) if value is not None else (None, f"invalid score {obj['score']!r}")
-    return parse_score_marker(text, lo, hi)
+    return parse_score_marker(text, lo, hi, integer=True)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from longwriter.judges.base import (
     Message,
     PairwiseJudgement,
     PointwiseJudgement,
+    choose_many,
     supports_probs,
 )
 from longwriter.judges.parsers import (
@@ -40,6 +41,33 @@ def prompt_text(prompt: str | Sequence[Message]) -> str:
     if isinstance(prompt, str):
         return prompt
     return "\n\n".join(str(m["content"]) for m in prompt if m.get("role") != "system")
+
+
+# Tries per judgement when a chat reply cannot be read, as the reference code asks again:
+# LongBench-Write's eval_quality.py 5 times, WritingBench's evaluate_benchmark.py 3 times.
+QUALITY_TRIES = 5
+CHECKLIST_TRIES = 3
+
+
+async def chat_until_parsed(backend: Backend, messages: Sequence[Message], max_tokens: int, parser: Any,
+                            tries: int) -> tuple[Any, Any, str | None, bool]:
+    """(parsed, raw text, error, cached): ask until `parser(text)` reports no error, `tries` times at most.
+
+    A retry goes through `backend.chat_retry` when the backend has one (the judge cache: each
+    attempt its own key, so a stored unparsable answer is not read back forever). A transport
+    failure (text None) is not retried here: the backend already retried it.
+    """
+    parsed, raw, error, cached = None, "", "no reply", False
+    for attempt in range(max(1, tries)):
+        retry = getattr(backend, "chat_retry", None) if attempt else None
+        result = await (retry(messages, max_tokens, attempt) if retry else backend.chat(messages, max_tokens))
+        if result.text is None:
+            return None, raw, result.error, result.cached
+        parsed, error = parser(result.text)
+        raw, cached = result.text, result.cached
+        if error is None:
+            break
+    return parsed, raw, error, cached
 
 
 def expected_value(probs: Mapping[str, float]) -> float:
@@ -125,18 +153,16 @@ class PointwiseTask(_Task):
         return await _score_1_to_10(self, fields, parse_score_marker)
 
 
-async def _score_1_to_10(task: _Task, fields: dict, parser: Any) -> PointwiseJudgement:
+async def _score_1_to_10(task: _Task, fields: dict, parser: Any, tries: int = 1) -> PointwiseJudgement:
     if task.uses_probs:
         result = await task.backend.choose(task.messages(True, **fields), SCORE_OPTIONS)
         if result.probs is None:
             return PointwiseJudgement(None, cached=result.cached, error=result.error)
         return PointwiseJudgement(expected_value(result.probs), cached=result.cached,
                                   extra={"probs": result.probs})
-    result = await task.backend.chat(task.messages(False, **fields), task.max_tokens)
-    if result.text is None:
-        return PointwiseJudgement(None, cached=result.cached, error=result.error)
-    value, error = parser(result.text)
-    return PointwiseJudgement(value, raw=result.text, cached=result.cached, error=error)
+    value, raw, error, cached = await chat_until_parsed(task.backend, task.messages(False, **fields),
+                                                        task.max_tokens, parser, tries)
+    return PointwiseJudgement(value, raw=raw, cached=cached, error=error)
 
 
 class QualityDimensionsTask(_Task):
@@ -144,10 +170,11 @@ class QualityDimensionsTask(_Task):
 
     `score` is the mean of the dimensions that could be read (1-5 scale) and
     extra["dimensions"] maps each dimension to its score or None. Chat path: one JSON reply,
-    parsed strictly. Probability path: one `choose()` per dimension after the prefill
-    `{"<dimension>": ` with options "1".."5", each dimension the expected value (judged
-    independently of the others). `criteria` is accepted for the protocol and not used
-    (LongBench-Write's judge has fixed dimensions).
+    parsed strictly. Probability path: the options "1".."5" after the prefill `{"<dimension>": `
+    for each dimension, the expected value (judged independently of the others); the six
+    requests go as one `choose_many`, so the local judge reads the shared prompt only once.
+    A chat reply missing a dimension is asked again (QUALITY_TRIES in all, as LongBench-Write's
+    code does); `metrics.quality_score` then drops a sample that is still incomplete. `criteria` is accepted for the protocol and not used (fixed dimensions).
     """
 
     template_id = "quality_v1"
@@ -158,20 +185,19 @@ class QualityDimensionsTask(_Task):
         fields = dict(prompt=prompt_text(prompt), response=response)
         raw, cached, error = "", False, None
         if self.uses_probs:
-            results = await asyncio.gather(*(
-                self.backend.choose(self.messages(True, dimension=d, **fields), ("1", "2", "3", "4", "5"))
-                for d in self.dimensions))
+            # One call for the six: they differ only in the prefill, so the local judge reads the
+            # shared prompt once (LocalHFBackend.choose_many); other backends get six choose() calls.
+            results = await choose_many(self.backend, [self.messages(True, dimension=d, **fields)
+                                                       for d in self.dimensions], ("1", "2", "3", "4", "5"))
             dims = {d: (None if r.probs is None else expected_value(r.probs)) for d, r in zip(self.dimensions, results)}
             cached = all(r.cached for r in results)
             errors = [f"{d}: {r.error}" for d, r in zip(self.dimensions, results) if r.error]
             error = "; ".join(errors) or None
         else:
-            result = await self.backend.chat(self.messages(False, dimension="", **fields), self.max_tokens)
-            if result.text is None:
-                return PointwiseJudgement(None, cached=result.cached, error=result.error,
-                                          extra={"dimensions": {d: None for d in self.dimensions}})
-            raw, cached = result.text, result.cached
-            dims, error = parse_dimensions(result.text, self.dimensions)
+            parsed, raw, error, cached = await chat_until_parsed(
+                self.backend, self.messages(False, dimension="", **fields), self.max_tokens,
+                lambda text: parse_dimensions(text, self.dimensions), QUALITY_TRIES)
+            dims = parsed or {d: None for d in self.dimensions}
         present = [v for v in dims.values() if v is not None]
         score = sum(present) / len(present) if present else None
         return PointwiseJudgement(score, raw=raw, cached=cached, error=error, extra={"dimensions": dims})
@@ -190,8 +216,9 @@ def format_checklist_item(item: str | Mapping[str, Any]) -> str:
 class ChecklistTask(_Task):
     """WritingBench-style critic: 1-10 against one checklist criterion at a time.
 
-    `score_item` judges one criterion; `score` judges each criterion (concurrently) and returns
-    their mean with extra["items"] (one score or None per criterion), the WritingBench sample score.
+    `score_item` judges one criterion (chat path: an integer 1-10, an unreadable reply asked again,
+    CHECKLIST_TRIES in all, as WritingBench does); `score` judges each criterion (concurrently) and
+    returns their mean with extra["items"] (one score or None per criterion).
     """
 
     template_id = "checklist_v1"
@@ -199,7 +226,7 @@ class ChecklistTask(_Task):
     async def score_item(self, prompt: str | Sequence[Message], item: str | Mapping[str, Any],
                          response: str) -> PointwiseJudgement:
         fields = dict(prompt=prompt_text(prompt), criterion=format_checklist_item(item), response=response)
-        return await _score_1_to_10(self, fields, parse_checklist_score)
+        return await _score_1_to_10(self, fields, parse_checklist_score, CHECKLIST_TRIES)
 
     async def score(self, prompt: str | Sequence[Message], criteria: Sequence[str | Mapping[str, Any]],
                     response: str) -> PointwiseJudgement:

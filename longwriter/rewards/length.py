@@ -4,8 +4,9 @@ For a word count `len`, the sample's target range [L_lower, L_upper] and a cap L
     r = 1                                   if L_lower <= len <= L_upper
     r = len / L_lower                       if len < L_lower
     r = (L_max - len) / (L_max - L_upper)   if len > L_upper
-clipped to [0, 1]. Words are counted as LongBench-Write does (English words plus CJK characters,
-`longwriter.text.count_words`), on the answer part when the recipe's template is think/no_think.
+clipped to [0, 1]. Words are counted as LongBench-Write's code does (`longwriter.text.count_words`:
+ASCII-letter words plus CJK ideographs), or by the convention named in the `word_count` option,
+on the answer part when the recipe's template is think/no_think.
 
 L_max is either
   absolute (`l_max`, words; the paper's one fixed cap for every sample), default 12000: the largest
@@ -31,7 +32,7 @@ from longwriter.data.length_requirements import MAX_WORDS
 from longwriter.prompting import answer_part, check_template
 from longwriter.rewards.base import BuildContext, ComponentScores, RolloutBatch, nanmean, parse_options, rate, \
     register_component
-from longwriter.text import count_words
+from longwriter.text import DEFAULT_WORD_COUNT, check_word_count, count_words
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +51,15 @@ def length_reward(words: int, lower: int, upper: int, l_max: float) -> float:
 @dataclass
 class LengthConfig:
     """Where the over-length reward reaches 0 (see module doc): `l_max` words (absolute), or
-    `l_max_ratio` * each sample's upper bound (relative; when set it replaces `l_max`)."""
+    `l_max_ratio` * each sample's upper bound (relative; when set it replaces `l_max`);
+    word_count: a `longwriter.text.WORD_COUNTS` convention (LongBench-Write's by default)."""
 
     l_max: float = float(MAX_WORDS)
     l_max_ratio: float | None = None
+    word_count: str = DEFAULT_WORD_COUNT
+
+    def __post_init__(self) -> None:
+        check_word_count(self.word_count)
 
     def cap(self, upper: int) -> float:
         """L_max for a sample whose range ends at `upper` words."""
@@ -86,7 +92,7 @@ class LengthComponent:
         above = np.zeros(n, dtype=bool)
         applicable = np.zeros(n, dtype=bool)
         for i, (sample, completion) in enumerate(zip(batch.samples, batch.completions)):
-            words[i] = count_words(answer_part(completion, self.prompt_template))
+            words[i] = count_words(answer_part(completion, self.prompt_template), self.config.word_count)
             length_range = sample.length_range
             # [0, 0] marks an infeasible request (DESIGN 5); data selection drops those, but a
             # stray one is "not applicable" rather than a reward for writing nothing.

@@ -16,30 +16,34 @@ processes times the group size, or use the verl engine, which commits levels onc
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from accelerate.utils import gather
+from accelerate.utils import gather, is_peft_model
 from trl import GRPOTrainer
 
 from longwriter.advantages import combine_advantages
 from longwriter.data.schema import Sample
+from longwriter.engines.trl_engine import cpu_logprobs
+from longwriter.engines.trl_engine.generation_copy import GenerationCopy
 from longwriter.rewards import RolloutBatch
+from longwriter.rewards.monitors import length_record
 from longwriter.tracking.judge_usage import JudgeUsageTracker
 
 logger = logging.getLogger(__name__)
-
 
 def completion_text(completion: Any) -> str:
     """TRL passes conversational completions as a list of messages; plain ones as strings."""
     if isinstance(completion, str):
         return completion
     return "".join(message.get("content", "") for message in completion)
-
 
 class RecipeReward:
     """The recipe as a plain TRL reward function (weighted sum of components per completion).
@@ -60,45 +64,139 @@ class RecipeReward:
         scores = self.loop.run(self.recipe.score(batch))
         return [None if np.isnan(value) else float(value) for value in scores.total]
 
+@dataclass
+class _EarlyScores:
+    batch: RolloutBatch
+    future: Any  # concurrent.futures.Future of (RecipeScores, seconds the scoring took)
+
+
+async def _timed(coro):
+    start = time.perf_counter()
+    result = await coro
+    return result, time.perf_counter() - start
+
+
+def _judge_waits_on_network(backend) -> bool:
+    """True without a judge (cheap rule-based rewards) or with an HTTP judge (time spent waiting)."""
+    return backend is None or hasattr(getattr(backend, "settings", None), "base_url")
+
 
 class LongwriterGRPOTrainer(GRPOTrainer):
-    def __init__(self, *args, recipe, samples_by_id: dict[str, Sample], loop, judge_backend=None, **kwargs):
+    """`precision="bf16"` (the resolved `engine.precision`; TRL's `args.bf16` must agree) adds what
+    TRL's bf16 flag alone does not: rollouts sampled from a bf16 copy of the weights (see
+    generation_copy.py) and a bf16 reference model (it only ever runs forward, under autocast)."""
+
+    def __init__(self, *args, recipe, samples_by_id: dict[str, Sample], loop, judge_backend=None,
+                 precision: str = "fp32", unknown_streak=None, lengths_path: Path | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.unknown_streak = unknown_streak  # longwriter.training_guards.UnknownVerdictStreak
+        self.lengths_path = lengths_path  # one JSON line per training step: word counts and targets (plots)
+        self.precision = precision
+        self.generation_copy = None
+        if precision == "bf16":
+            if self.ref_model is not None:
+                self.ref_model.to(torch.bfloat16)
+            if not self.use_vllm and not is_peft_model(self.model):
+                self.generation_copy = GenerationCopy(self.accelerator.unwrap_model(self.model))
         self.judge_usage = JudgeUsageTracker(judge_backend)
         self.recipe = recipe
         self.samples_by_id = samples_by_id
         self.loop = loop
         self.last_rollout: dict[str, Any] | None = None  # the latest scored batch (sample logging, tests)
+        # Rewards start scoring as soon as the completions exist, while TRL runs the reference (and, when
+        # needed, old-policy) forward; `_calculate_rewards` then only waits for what is left. Only for
+        # judges that wait on a network: an in-process judge model would fight the forward for the cores.
+        self.overlap_rewards = _judge_waits_on_network(judge_backend)
+        self.cpu_logprobs = True  # False: TRL's own fused head everywhere (benchmarks/step_time.py's "today")
+        self._rollout_inputs = None
+        self._early_scores: _EarlyScores | None = None
         self.timings: dict[str, float] = defaultdict(float)
 
     def _mode(self) -> str:
         return "train" if self.model.training else "eval"
 
+    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
+                                           compute_entropy=False, compute_aux_loss=False, **multimodal):
+        # On CPU, TRL's fused head scores prompt positions too and uses GPU-sized tiles; the same kernel
+        # on the completion rows with CPU-sized tiles is several times faster (see cpu_logprobs.py).
+        # One process only: several wrap the model in DDP, whose forward must run for gradients to sync.
+        base = self.accelerator.unwrap_model(model)
+        base = base.get_base_model() if is_peft_model(base) else base
+        if (not self.cpu_logprobs or compute_aux_loss or self.accelerator.num_processes > 1 or any(v is not None for v in multimodal.values())
+                or not cpu_logprobs.supports(base, self.accelerator.device, self.args.cast_lm_head_to_fp32)):
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
+                compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, **multimodal)
+        logps, entropies = cpu_logprobs.completion_logprobs(
+            base, input_ids, attention_mask, logits_to_keep, self.temperature, batch_size or input_ids.size(0),
+            compute_entropy, self.accelerator.autocast)
+        return logps, entropies, None
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        # TRL samples from `self.model_wrapped`; point it at the bf16 copy for this call only (TRL has no
+        # hook for a separate sampling model outside vLLM). The copy is refreshed from the policy first.
+        if self.generation_copy is None or not self.model.training:
+            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                 has_tool_images)
+        self.generation_copy.sync()
+        wrapped = self.model_wrapped
+        self.model_wrapped = self.generation_copy.model
+        try:
+            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                 has_tool_images)
+        finally:
+            self.model_wrapped = wrapped
+
     def _generate(self, prompts):
         start = time.perf_counter()
         try:
-            return super()._generate(prompts)
+            output = super()._generate(prompts)
         finally:
             self._metrics[self._mode()]["timing/generation_s"].append(time.perf_counter() - start)
+        if self.overlap_rewards and self._rollout_inputs is not None and len(self._rollout_inputs) == len(prompts):
+            completions = output[3]
+            batch = self._rollout_batch(self._rollout_inputs, [completion_text(c) for c in completions])
+            self._early_scores = _EarlyScores(batch, self.loop.submit(_timed(self.recipe.score(batch))))
+        return output
 
     def _generate_and_score_completions(self, inputs):
         start = time.perf_counter()
-        output = super()._generate_and_score_completions(inputs)
+        self._rollout_inputs, self._early_scores = inputs, None
+        try:
+            output = super()._generate_and_score_completions(inputs)
+        finally:
+            self._rollout_inputs = None
+            if self._early_scores is not None:  # never used (an error in between): stop it
+                self._early_scores.future.cancel()
+                self._early_scores = None
         self._metrics[self._mode()]["timing/rollout_s"].append(time.perf_counter() - start)
         if self.last_rollout is not None:
             self.last_rollout["trl_advantages"] = output["advantages"].detach().cpu().numpy().copy()
         return output
 
+    def _rollout_batch(self, inputs, texts: list[str]) -> RolloutBatch:
+        mode = self._mode()
+        num_generations = self.num_generations if mode == "train" else self.num_generations_eval
+        samples = [self.samples_by_id[str(row["sample_id"])] for row in inputs]
+        offset = self.accelerator.process_index * len(inputs)
+        local_groups = (offset + np.arange(len(inputs))) // num_generations
+        return RolloutBatch(samples=samples, completions=texts, group_index=local_groups, training=mode == "train")
+
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         start = time.perf_counter()
         mode = self._mode()
         num_generations = self.num_generations if mode == "train" else self.num_generations_eval
-        samples = [self.samples_by_id[str(row["sample_id"])] for row in inputs]
         texts = [completion_text(c) for c in completions]
-        offset = self.accelerator.process_index * len(prompts)
-        local_groups = (offset + np.arange(len(prompts))) // num_generations
-        batch = RolloutBatch(samples=samples, completions=texts, group_index=local_groups, training=mode == "train")
-        scores = self.loop.run(self.recipe.score(batch))
+        early, self._early_scores = self._early_scores, None
+        if early is not None and early.batch.completions == texts:
+            # Scoring began when generation ended and ran beside TRL's reference/old-policy forward.
+            scores, judge_s = early.future.result()
+            self._metrics[mode]["timing/judge_s"].append(judge_s)
+        else:
+            if early is not None:  # TRL changed the completions in between (tools): score what it has now
+                early.future.result()
+            scores = self.loop.run(self.recipe.score(self._rollout_batch(inputs, texts)))
+        samples = [self.samples_by_id[str(row["sample_id"])] for row in inputs]
 
         names = list(scores.rewards)
         local = np.stack([np.asarray(scores.rewards[n], dtype=np.float64) for n in names], axis=1)
@@ -110,9 +208,16 @@ class LongwriterGRPOTrainer(GRPOTrainer):
             self.recipe.combine, self.recipe.eps,
         )
 
-        for name, value in {**scores.metrics, **self.judge_usage.step_metrics()}.items():
+        step_metrics = {**scores.metrics, **self.judge_usage.step_metrics()}
+        if self.unknown_streak is not None and mode == "train":  # raises past the limit: the run fails
+            step_metrics.update(self.unknown_streak.update(scores.metrics, self.state.global_step + 1))
+        for name, value in step_metrics.items():
             self._metrics[mode][name].append(float(value))
         self._metrics[mode]["timing/reward_s"].append(time.perf_counter() - start)
+        if mode == "train" and self.lengths_path is not None and self.accelerator.is_main_process:
+            record = length_record(self.state.global_step + 1, samples, self.recipe.answers(texts))
+            with open(self.lengths_path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
         self.last_rollout = {
             "step": self.state.global_step,
             "mode": mode,

@@ -83,12 +83,10 @@ def model_path(cfg: DictConfig, dry_run: bool) -> str:
 
 def stand_in_model(cfg: DictConfig) -> str:
     """The offline tiny model (conf/model/tiny_random.yaml), for validating a Hub model's config offline."""
-    from omegaconf import OmegaConf
-
+    from longwriter.config_tools import load_preset
     from longwriter.models import resolve_model_path
-    from longwriter.paths import CONF_DIR
 
-    return resolve_model_path(OmegaConf.load(CONF_DIR / "model" / "tiny_random.yaml"), cfg.paths.cache_dir)
+    return resolve_model_path(load_preset("model", "tiny_random"), cfg.paths.cache_dir)
 
 
 def prepare(cfg: DictConfig, output_dir: Path, dry_run: bool) -> tuple[DictConfig, VerlInputs, list]:
@@ -156,7 +154,14 @@ def _launch(cfg: DictConfig, verl_cfg: DictConfig, inputs: VerlInputs, train, ou
 
     if inputs.curriculum_path is not None:  # the histogram covers every sample from step 0
         CurriculumState(inputs.curriculum_path).register(train)
-    with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), parent_run_id=sweep_parent_run_id(cfg)) as run:
+    _check_judge(cfg)
+    resuming = bool(cfg.get("resume_from"))
+    with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), parent_run_id=sweep_parent_run_id(cfg),
+                    resume=resuming) as run:
+        if resuming:
+            from longwriter.resume import log_resume
+
+            log_resume(cfg, run.info.run_id, output_dir, _last_verl_checkpoint(verl_cfg))
         mlflow.set_tags({"engine": "verl", "reward": str(cfg.reward.name), "model": str(cfg.model.name)})
         mlflow.log_artifact(str(output_dir / VERL_DIR / CONFIG_FILE), "verl")
         with open_dict(verl_cfg):
@@ -168,3 +173,30 @@ def _launch(cfg: DictConfig, verl_cfg: DictConfig, inputs: VerlInputs, train, ou
         log_objective(objective, cfg.get("objective"))
         print_run_summary(run, str(verl_cfg.trainer.default_local_dir))
         return objective
+
+
+def _check_judge(cfg: DictConfig) -> None:
+    """An API judge is asked once before Ray starts (the reward workers build their own clients)."""
+    from longwriter.async_utils import BackgroundLoop
+    from longwriter.pipeline import build_judge, needs_judge
+    from longwriter.training_guards import check_judge
+
+    if not needs_judge(cfg.reward):
+        return
+    backend, loop = build_judge(cfg), BackgroundLoop()
+    try:
+        check_judge(backend, loop)
+    finally:
+        aclose = getattr(backend, "aclose", None)
+        if aclose is not None:
+            loop.run(aclose())
+        loop.close()
+
+
+def _last_verl_checkpoint(verl_cfg: DictConfig) -> str | None:
+    """verl's `global_step_N` folder a resume continues from (its tracker file names N)."""
+    folder = Path(str(verl_cfg.trainer.default_local_dir))
+    tracker = folder / "latest_checkpointed_iteration.txt"
+    if not tracker.exists():
+        return None
+    return str(folder / f"global_step_{int(tracker.read_text().strip())}")
