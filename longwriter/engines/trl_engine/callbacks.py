@@ -10,11 +10,10 @@ from pathlib import Path
 
 from transformers import ProgressCallback, TrainerCallback
 
+from longwriter.curriculum import CURRICULUM_FILE
 from longwriter.tracking.mlflow_run import log_metrics
 
 logger = logging.getLogger(__name__)
-
-CURRICULUM_FILE = "curriculum.json"
 
 # TRL's names -> the project's `section/name/stat` names. TRL's own "reward" columns are dropped:
 # the trainer feeds TRL the final advantage as its only reward, so they would be mislabelled.

@@ -84,12 +84,10 @@ def model_path(cfg: DictConfig, dry_run: bool) -> str:
 
 def stand_in_model(cfg: DictConfig) -> str:
     """The offline tiny model (conf/model/tiny_random.yaml), for validating a Hub model's config offline."""
-    from omegaconf import OmegaConf
-
+    from longwriter.config_tools import load_preset
     from longwriter.models import resolve_model_path
-    from longwriter.paths import CONF_DIR
 
-    return resolve_model_path(OmegaConf.load(CONF_DIR / "model" / "tiny_random.yaml"), cfg.paths.cache_dir)
+    return resolve_model_path(load_preset("model", "tiny_random"), cfg.paths.cache_dir)
 
 
 def prepare(cfg: DictConfig, output_dir: Path, dry_run: bool) -> tuple[DictConfig, VerlInputs, list]:
@@ -174,6 +172,7 @@ def _launch(cfg: DictConfig, verl_cfg: DictConfig, inputs: VerlInputs, train, ou
     from longwriter.engines.verl.cluster import check_plugin_in_ray_worker
     from longwriter.tracking.mlflow_run import mlflow_run
     from longwriter.tracking.objective import log_objective, run_objective
+    from longwriter.tracking.run_summary import print_run_summary
     from longwriter.tracking.sweep_callback import sweep_parent_run_id
 
     if inputs.curriculum_path is not None:  # the histogram covers every sample from step 0
@@ -197,6 +196,7 @@ def _launch(cfg: DictConfig, verl_cfg: DictConfig, inputs: VerlInputs, train, ou
         mlflow.set_tag("final_model_path", str(verl_cfg.trainer.default_local_dir))
         objective = run_objective(run.info.run_id, cfg.get("objective"))  # the same objective as the TRL engine
         log_objective(objective, cfg.get("objective"))
+        print_run_summary(run, str(verl_cfg.trainer.default_local_dir))
         return objective
 
 

@@ -34,9 +34,11 @@ from verl.trainer.ppo.checkpoint_callback import CheckpointCallback
 from verl.trainer.ppo.v1 import PPOTrainerSync, register_trainer
 
 from longwriter.advantages import weighted_reward_sum
+from longwriter.curriculum import CURRICULUM_FILE
 from longwriter.engines.verl.advantage import AdvantageInputs, provide
 from longwriter.engines.verl.config_builder import ADV_ESTIMATOR, TRAINER_MODE
-from longwriter.engines.verl.curriculum_actor import CURRICULUM_FILE, get_or_create
+from longwriter.engines.verl.curriculum_actor import get_or_create
+from longwriter.rewards.base import nanmean
 
 logger = logging.getLogger(__name__)
 
@@ -49,25 +51,19 @@ def reward_settings(config) -> dict[str, Any]:
     return OmegaConf.to_container(block, resolve=True)
 
 
-def _nanmean(values) -> float:
-    array = np.asarray(values, dtype=np.float64)
-    known = array[~np.isnan(array)]
-    return float(known.mean()) if known.size else float("nan")
-
-
 def step_metrics(inputs: AdvantageInputs, infos: list) -> dict[str, float]:
     """Per-step reward metrics: component means and unknown rates, the weighted total, and the batch
     mean of every per-response recipe metric (e.g. judge/win_rate: the mean of 0/1 is the rate)."""
     metrics = {}
     for name, values in inputs.rewards.items():
-        metrics[f"reward/{name}/mean"] = _nanmean(values)
+        metrics[f"reward/{name}/mean"] = nanmean(values)
         metrics[f"reward/{name}/unknown_rate"] = float(np.isnan(values).mean()) if values.size else float("nan")
-    metrics["reward/total/mean"] = _nanmean(weighted_reward_sum(inputs.rewards, inputs.weights))
+    metrics["reward/total/mean"] = nanmean(weighted_reward_sum(inputs.rewards, inputs.weights))
     keys = {k for info in infos if info for k in info} - set(inputs.rewards) - {"score"}
     for key in sorted(keys):
         values = [(info or {}).get(key) for info in infos]
         numbers = [float(v) if isinstance(v, (int, float)) else float("nan") for v in values]
-        metrics[key] = _nanmean(numbers)
+        metrics[key] = nanmean(numbers)
     return metrics
 
 
