@@ -37,6 +37,9 @@ def launch_time() -> float:
 def register_resolvers() -> None:
     """Register `${lw_root:}`, `${lw_or:a,b}` and the open engine passthrough nodes once; Hydra apps and
     the compose API both call this before composing."""
+    from longwriter.config_schema import register_config_schemas
+
+    register_config_schemas()
     register_passthrough_nodes()
     if not OmegaConf.has_resolver("lw_root"):
         OmegaConf.register_new_resolver("lw_root", lambda: str(project_root()))

@@ -36,12 +36,9 @@ def resolve_output_dir(cfg: DictConfig) -> Path:
                 f"output folder of the run to continue, e.g. outputs/train/<run_name>"
             )
         return path
-    try:
-        from hydra.core.hydra_config import HydraConfig
+    from longwriter.config_tools import job_output_dir
 
-        return Path(HydraConfig.get().runtime.output_dir)
-    except ValueError:  # composed without a Hydra app (tests, notebooks)
-        return Path(str(cfg.paths.output_root)) / "train" / str(cfg.run_name)
+    return job_output_dir(cfg, "train")
 
 
 def is_main_process() -> bool:

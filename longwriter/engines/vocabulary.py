@@ -53,7 +53,7 @@ TRL_ONLY = ("gradient_accumulation_steps", "loss_type", "mask_truncated_completi
             "logging_steps", "sample_every", "num_samples_logged")
 VERL_ONLY = ("algorithm", "strategy", "nnodes", "n_gpus_per_node", "ppo_mini_batch_size", "micro_batch_size_per_gpu",
              "use_dynamic_bsz", "critic_lr", "entropy_coeff", "loss_agg_mode", "kl_loss_type", "kl_in_reward",
-             "val_temperature", "val_size", "val_before_train", "reward_workers", "curriculum_actor")
+             "val_temperature", "val_size", "val_before_train", "reward_workers", "curriculum_actor", "allow_local_judge", "judge_cache_dir")
 PASSTHROUGH = ("trl", "verl")   # raw engine keys: engine.trl.<GRPOConfig field>, engine.verl.<verl key>
 ROLLOUT_BACKENDS = {"trl": ("transformers", "vllm"), "verl": ("vllm", "sglang")}
 VLLM_MODES = ("colocate", "server")

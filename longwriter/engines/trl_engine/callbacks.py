@@ -10,12 +10,11 @@ from pathlib import Path
 
 from transformers import ProgressCallback, TrainerCallback
 
+from longwriter.curriculum import CURRICULUM_FILE
 from longwriter.tracking.metric_names import rename_trl_metrics
 from longwriter.tracking.mlflow_run import log_metrics
 
 logger = logging.getLogger(__name__)
-
-CURRICULUM_FILE = "curriculum.json"
 
 # Shown in the per-step progress line when the recipe produces them.
 _PROGRESS_EXTRAS = [

@@ -17,6 +17,8 @@ from longwriter.engines import is_main_process
 from longwriter.engines.vocabulary import VLLM_MODES, max_steps, rollout_backend
 from longwriter.errors import ConfigError
 
+from longwriter.curriculum import CURRICULUM_FILE
+
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
@@ -225,8 +227,6 @@ def _num_levels(samples) -> int:
 
 
 def _restore_curriculum(curriculum, checkpoint: str | None) -> None:
-    from longwriter.engines.trl_engine.callbacks import CURRICULUM_FILE
-
     if curriculum is None or checkpoint is None:
         return
     saved = Path(checkpoint) / CURRICULUM_FILE
@@ -331,6 +331,7 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
     from longwriter.resume import log_resume
     from longwriter.tracking.mlflow_run import mlflow_run
     from longwriter.tracking.objective import log_objective, run_objective
+    from longwriter.tracking.run_summary import print_run_summary
     from longwriter.tracking.sweep_callback import sweep_parent_run_id
     from longwriter.training_guards import UnknownVerdictStreak, check_judge, judge_endpoint, require_references
 
@@ -384,8 +385,8 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
             if not main:
                 return None
             if setup.curriculum is not None:
-                setup.curriculum.export_json(final_dir / "curriculum.json")
-                mlflow.log_artifact(str(final_dir / "curriculum.json"), "curriculum")
+                setup.curriculum.export_json(final_dir / CURRICULUM_FILE)
+                mlflow.log_artifact(str(final_dir / CURRICULUM_FILE), "curriculum")
             mlflow.set_tag("final_model_path", str(final_dir))
             mlflow.log_text(str(final_dir) + "\n", "final_model_path.txt")
             if cfg.get("eval") and cfg.eval.at_end:  # evaluate the final model into this run
@@ -395,6 +396,8 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
             log_objective(objective, cfg.get("objective"))
             _log_plots(output_dir / LENGTHS_FILE)
             logger.info("final model saved to %s; objective %s", final_dir, objective)
+            if trainer.accelerator.is_main_process:
+                print_run_summary(mlflow.active_run(), final_dir)
             return objective
     finally:
         # Close the judge's HTTP session on the loop that opened it (no "unclosed session" at exit).
