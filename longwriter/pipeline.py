@@ -16,7 +16,7 @@ from longwriter.data.schema import DataError, Sample
 
 logger = logging.getLogger(__name__)
 
-# Components that need a judge (pairwise always; quality when it is scored by a judge).
+# Components that need a judge (pairwise always; quality unless a reward model scores it).
 _PAIRWISE_TYPES = {"pairwise"}
 
 
@@ -40,8 +40,9 @@ def needs_judge(reward_cfg: DictConfig) -> bool:
         spec = reward_cfg.components[name] or {}
         if kind in _PAIRWISE_TYPES:
             return True
-        if kind == "quality" and str(spec.get("source", "auto")) in ("judge", "auto"):
-            return True
+        source = str(spec.get("source", "auto"))
+        if kind == "quality" and (source == "judge" or (source == "auto" and not spec.get("model"))):
+            return True  # "auto" with a reward model named (quality.model) scores without a judge
     return False
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -141,12 +142,34 @@ def run_verl(cfg: DictConfig) -> float | None:
     return run(cfg, resolve_output_dir(cfg))
 
 
+def start_ray(verl_cfg: DictConfig) -> None:
+    """ray.init with the arguments verl's run_ppo would use (so that it reuses this instance), early
+    enough to probe the plugin inside a worker before verl starts its own."""
+    import ray
+    from omegaconf import OmegaConf
+    from verl.trainer.constants_ppo import get_ppo_ray_runtime_env
+
+    if ray.is_initialized():
+        return
+    rollout = verl_cfg.actor_rollout_ref.rollout  # as run_ppo: before ray.init, so that workers inherit it
+    if rollout.full_determinism or (verl_cfg.reward.reward_model.enable
+                                    and verl_cfg.reward.reward_model.rollout.full_determinism):
+        os.environ.update(VERL_FULL_DETERMINISM="1", VLLM_BATCH_INVARIANT="1", PYTHONHASHSEED=str(rollout.seed))
+    init_kwargs = verl_cfg.ray_kwargs.get("ray_init", {})
+    default_env = get_ppo_ray_runtime_env(verl_cfg)
+    if verl_cfg.transfer_queue.enable:
+        default_env.setdefault("env_vars", {})["TRANSFER_QUEUE_ENABLE"] = "1"
+    runtime_env = OmegaConf.merge(default_env, init_kwargs.get("runtime_env", {}))
+    ray.init(**OmegaConf.to_container(OmegaConf.create({**init_kwargs, "runtime_env": runtime_env})))
+
+
 def _launch(cfg: DictConfig, verl_cfg: DictConfig, inputs: VerlInputs, train, output_dir: Path) -> float | None:
     import mlflow
     from verl.trainer.main_ppo import TaskRunnerV1, run_ppo
     from verl.utils.device import auto_set_device
 
     from longwriter.curriculum import CurriculumState
+    from longwriter.engines.verl.cluster import check_plugin_in_ray_worker
     from longwriter.tracking.mlflow_run import mlflow_run
     from longwriter.tracking.objective import log_objective, run_objective
     from longwriter.tracking.run_summary import print_run_summary
@@ -167,6 +190,8 @@ def _launch(cfg: DictConfig, verl_cfg: DictConfig, inputs: VerlInputs, train, ou
         with open_dict(verl_cfg):
             verl_cfg.ray_kwargs.ray_init.runtime_env.env_vars.MLFLOW_RUN_ID = run.info.run_id
         auto_set_device(verl_cfg)
+        start_ray(verl_cfg)
+        check_plugin_in_ray_worker()
         run_ppo(verl_cfg, task_runner_class=TaskRunnerV1)
         mlflow.set_tag("final_model_path", str(verl_cfg.trainer.default_local_dir))
         objective = run_objective(run.info.run_id, cfg.get("objective"))  # the same objective as the TRL engine

@@ -67,6 +67,12 @@ def step_metrics(inputs: AdvantageInputs, infos: list) -> dict[str, float]:
     return metrics
 
 
+def padding_rows(batch) -> list[bool]:
+    """True for the synthetic rows verl's upsample_batch_to_divisible_size appended."""
+    tags = getattr(batch, "tags", None) or [{}] * len(batch.keys)
+    return [bool((tag or {}).get("is_padding", False)) for tag in tags]
+
+
 @register_trainer(TRAINER_MODE)
 class LongWriterSyncTrainer(PPOTrainerSync):
     def __init__(self, config) -> None:
@@ -82,8 +88,14 @@ class LongWriterSyncTrainer(PPOTrainerSync):
     def _compute_advantage(self, batch, metrics: dict):
         fetched = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
         infos = [f.get("reward_extra_info") if isinstance(f, dict) else None for f in fetched.pop("extra_fields").tolist()]
+        # verl pads the batch to a multiple of the data-parallel size with copies of row 0 (tag
+        # is_padding): they carry row 0's reward info, so they are unknown (neutral) here and
+        # left out of the metrics.
+        padding = padding_rows(batch)
+        infos = [None if pad else info for pad, info in zip(padding, infos)]
         inputs = AdvantageInputs.from_extra_infos(infos, self.recipe_cfg)
-        metrics.update(step_metrics(inputs, infos))
+        real = [i for i, pad in enumerate(padding) if not pad]
+        metrics.update(step_metrics(inputs.select(real), [infos[i] for i in real]))
         with provide(inputs):
             batch = super()._compute_advantage(batch, metrics)
         if self.config.algorithm.adv_estimator != ADV_ESTIMATOR:
