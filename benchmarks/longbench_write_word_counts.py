@@ -19,7 +19,7 @@ import statistics
 from pathlib import Path
 
 from longwriter.data.benchmarks import load_longbench_write
-from longwriter.evaluation.generation import GenerationCache, GenerationSettings, generate_responses
+from longwriter.generation import GenerationCache, GenerationSettings, generate_responses
 from longwriter.evaluation.metrics import length_score
 from longwriter.models import resolve_model_path
 from longwriter.paths import CONF_DIR, project_root

@@ -36,3 +36,11 @@ def user_errors_exit_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(2)
 
     return wrapper
+
+
+def quiet_request_logs() -> None:
+    """One INFO line per judge HTTP request drowns the progress bars: keep the HTTP clients at WARNING."""
+    import logging
+
+    for name in ("httpx", "httpx2"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -34,6 +34,8 @@ from longwriter.data.schema import Sample
 logger = logging.getLogger(__name__)
 
 RULES = ("any", "majority", "per_response")
+# The exported state's file name in every checkpoint and final-model folder (both engines, resume reads it).
+CURRICULUM_FILE = "curriculum.json"
 _FORMAT = "longwriter-curriculum"
 _SCHEMA = """CREATE TABLE IF NOT EXISTS levels (
     sample_id TEXT PRIMARY KEY,

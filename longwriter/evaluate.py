@@ -6,12 +6,10 @@ Scores `model=` (or a trained folder, `eval.checkpoint=`) on `data=` and logs on
 
 from __future__ import annotations
 
-import logging
-
 import hydra
 from omegaconf import DictConfig
 
-from longwriter.cli import user_errors_exit_cleanly
+from longwriter.cli import quiet_request_logs, user_errors_exit_cleanly
 from longwriter.paths import register_resolvers
 
 register_resolvers()
@@ -23,9 +21,7 @@ def main(cfg: DictConfig) -> dict[str, float]:
     # Heavy imports live inside the function so that `--cfg job` and `--help` stay fast.
     from longwriter.evaluation.runner import run_evaluate
 
-    for name in ("httpx", "httpx2"):  # one INFO line per judge request drowns the progress bars
-        logging.getLogger(name).setLevel(logging.WARNING)
-
+    quiet_request_logs()
     return run_evaluate(cfg)
 
 

@@ -20,7 +20,11 @@ def project_root() -> Path:
 
 
 def register_resolvers() -> None:
-    """Register `${lw_root:}` and `${lw_or:a,b}` once; Hydra apps and the compose API both call this."""
+    """Register `${lw_root:}` and `${lw_or:a,b}` once, and the typed config schemas
+    (`longwriter.config_schema`); Hydra apps and the compose API both call this before composing."""
+    from longwriter.config_schema import register_config_schemas
+
+    register_config_schemas()
     if not OmegaConf.has_resolver("lw_root"):
         OmegaConf.register_new_resolver("lw_root", lambda: str(project_root()))
     if not OmegaConf.has_resolver("lw_or"):

@@ -12,11 +12,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from longwriter.data.schema import Sample
+from longwriter.data.schema import DataError, Sample
 
 logger = logging.getLogger(__name__)
 
-# Components that need a judge (pairwise always; quality when it is scored by a judge).
+# Components that need a judge (pairwise always; quality unless a reward model scores it).
 _PAIRWISE_TYPES = {"pairwise"}
 
 
@@ -40,8 +40,9 @@ def needs_judge(reward_cfg: DictConfig) -> bool:
         spec = reward_cfg.components[name] or {}
         if kind in _PAIRWISE_TYPES:
             return True
-        if kind == "quality" and str(spec.get("source", "auto")) in ("judge", "auto"):
-            return True
+        source = str(spec.get("source", "auto"))
+        if kind == "quality" and (source == "judge" or (source == "auto" and not spec.get("model"))):
+            return True  # "auto" with a reward model named (quality.model) scores without a judge
     return False
 
 
@@ -51,6 +52,11 @@ def load_training_samples(cfg: DictConfig) -> list[Sample]:
     from longwriter.selection import select_samples
 
     samples = load_samples(cfg.data)
+    if not samples:
+        where = f" ({cfg.data.path})" if cfg.data.get("path") else ""
+        limit = " data.limit=0 keeps none;" if cfg.data.get("limit") == 0 else ""
+        raise DataError(f"data={cfg.data.name}{where} has no samples:{limit} give a file with one sample (a JSON "
+                        f"object with at least `prompt`) per line, or choose another data=")
     selected = select_samples(samples, cfg)
     if not selected:
         raise ValueError(

@@ -17,7 +17,8 @@ from typing import Any, Sequence
 import hydra
 from omegaconf import DictConfig
 
-from longwriter.cli import user_errors_exit_cleanly
+from longwriter.cli import quiet_request_logs, user_errors_exit_cleanly
+from longwriter.config_tools import job_output_dir
 from longwriter.errors import ConfigError
 from longwriter.paths import register_resolvers
 
@@ -25,15 +26,6 @@ register_resolvers()
 logger = logging.getLogger(__name__)
 
 OUTPUT_SUFFIXES = (".jsonl", ".parquet")
-
-
-def _output_dir(cfg: DictConfig) -> Path:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return Path(HydraConfig.get().runtime.output_dir)
-    except ValueError:  # composed without a Hydra app (tests, notebooks)
-        return Path(str(cfg.paths.output_root)) / "prepare" / str(cfg.run_name)
 
 
 def output_path(cfg: DictConfig) -> Path:
@@ -133,13 +125,13 @@ def run_prepare(cfg: DictConfig) -> dict[str, float]:
     """Load, (re)build references, select, save, log. Returns the metrics logged."""
     from longwriter.data.loaders import load_samples, save_samples
     from longwriter.data.verl_parquet import export_verl_parquet
-    from longwriter.selection.references import build_references
+    from longwriter.references import build_references
     from longwriter.selection.report import select_with_report
     from longwriter.tracking.mlflow_run import mlflow_run
 
     started = time.perf_counter()
     path = output_path(cfg)
-    with mlflow_run(cfg, _output_dir(cfg), run_name=str(cfg.run_name), tags={"kind": "prepare"}):
+    with mlflow_run(cfg, job_output_dir(cfg, "prepare"), run_name=str(cfg.run_name), tags={"kind": "prepare"}):
         loaded = load_samples(cfg.data)
         samples, too_long = drop_long_prompts(loaded, cfg)
         references_start = time.perf_counter()
@@ -177,8 +169,7 @@ def run_prepare(cfg: DictConfig) -> dict[str, float]:
 @user_errors_exit_cleanly
 def main(cfg: DictConfig) -> dict[str, float]:
     # Heavy imports live inside run_prepare so that `--cfg job` and `--help` stay fast.
-    for name in ("httpx", "httpx2"):  # one INFO line per judge request drowns the progress bars
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_request_logs()
     return run_prepare(cfg)
 
 

@@ -6,6 +6,9 @@ sweeper optimises.
 
 from __future__ import annotations
 
+import signal
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
@@ -13,6 +16,13 @@ from longwriter.cli import user_errors_exit_cleanly
 from longwriter.paths import register_resolvers
 
 register_resolvers()
+
+
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C: the MLflow run ends FAILED (with the reason) and a sweep marks its
+    running trial and parent run FAILED, instead of leaving them RUNNING (see docs/sweeps.md)."""
+    print(f"error: stopped by signal {signal.Signals(signum).name}", file=sys.stderr)
+    raise SystemExit(128 + signum)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
@@ -25,4 +35,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _terminated)
     main()

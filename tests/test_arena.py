@@ -105,7 +105,7 @@ def test_contestants_are_checked(output_root: Path) -> None:
         check("[{name: a, model: tiny_random}]", "[{name: a, model: smollm2_135m}]")
     with pytest.raises(ConfigError, match="exactly one of model / checkpoint"):
         check("[{name: a, model: tiny_random, checkpoint: x}, {name: b, model: tiny_random}]")
-    with pytest.raises(ConfigError, match="no preset"):
+    with pytest.raises(ConfigError, match="no such conf/model preset"):
         check("[{name: a, model: nope}, {name: b, model: tiny_random}]")
 
 

@@ -74,6 +74,24 @@ def test_every_experiment_preset_composes_and_resolves(name: str) -> None:
 
 
 def test_cpu_demo_holds_only_what_differs() -> None:
+    """Every group the preset overrides and every value it sets differ from the defaults."""
+    preset = OmegaConf.load(ROOT / "experiments" / "cpu_demo.yaml")
     demo, default = compose(["experiment=cpu_demo"]), compose([])
-    assert demo.reward.name == "pairwise" and default.reward.name != "pairwise"
-    assert demo.engine.max_steps == 6 and demo.engine.learning_rate == default.engine.learning_rate
+    for entry in preset.get("defaults", []):
+        ((key, option),) = entry.items()
+        group = key.removeprefix("override ").strip("/")
+        assert default[group].name != option, f"cpu_demo restates the default {group}={option}"
+        assert demo[group].name == option
+    values = OmegaConf.to_container(preset, resolve=False)
+    values.pop("defaults", None)
+
+    def leaves(node, prefix=""):
+        for name, value in node.items():
+            if isinstance(value, dict):
+                yield from leaves(value, f"{prefix}{name}.")
+            else:
+                yield f"{prefix}{name}"
+
+    for key in leaves(values):
+        assert OmegaConf.select(demo, key) != OmegaConf.select(default, key), f"cpu_demo restates {key}"
+    assert demo.engine.learning_rate == default.engine.learning_rate  # what it does not set stays the default

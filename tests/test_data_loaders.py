@@ -327,3 +327,22 @@ def test_hf_hub_column_map_errors_name_the_config_key() -> None:
         map_row({"question": "q"}, {"prompt": "text"}, "x:0", "src")
     with pytest.raises(DataError, match="unknown schema fields"):
         map_row({"question": "q"}, {"prompt": "question", "answer": "a"}, "x:0", "src")
+
+
+def test_shipped_length_sets_are_disjoint_and_fit_their_ranges() -> None:
+    train = load_samples({"name": "length_prompts", "format": "builtin", "file": "length_train.jsonl"})
+    heldout = load_samples({"name": "length_heldout", "format": "builtin", "file": "length_heldout.jsonl"})
+    assert len(train) >= 48 and len(heldout) >= 24
+    assert not {s.user_prompt for s in train} & {s.user_prompt for s in heldout}
+    assert not {s.id for s in train} & {s.id for s in heldout}
+    for s in train + heldout:
+        lower, upper = s.length_range
+        assert lower <= s.meta["required_length"] <= upper
+        assert f"{s.meta['required_length']} words" in s.user_prompt
+
+
+def test_builtin_file_must_be_a_shipped_jsonl_name() -> None:
+    with pytest.raises(DataError, match="no folders"):
+        load_samples({"name": "builtin", "file": "../../etc/passwd.jsonl"})
+    with pytest.raises(DataError, match="shipped"):
+        load_samples({"name": "builtin", "file": "absent.jsonl"})

@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT, SHARED_BENCHMARKS, compose, run_cli
 from longwriter.data.loaders import load_samples
 from longwriter.data.schema import Sample
-from longwriter.evaluation.generation import GenerationSettings, generation_key, model_identity
+from longwriter.generation import GenerationSettings, generation_key, model_identity
 from longwriter.evaluation.metrics import length_score
 from longwriter.evaluation.scoring import ScoringContext, checklist_items, required_length, score_all
 from longwriter.testing.fake_openai_server import FakeOpenAIServer
@@ -161,6 +161,18 @@ def test_judge_scorers_exact_numbers_skips_and_unknowns() -> None:
     assert len(compared) == 4 and all("weak reference" not in text for text in compared)
 
 
+def test_pairwise_win_rate_against_the_level_0_reference() -> None:
+    samples = [Sample(id="a", prompt=[{"role": "user", "content": "Write a poem."}],
+                      references=["weak reference", "mid reference", "strong reference"])]
+    with FakeOpenAIServer(_scripted_reply) as server:
+        ctx = _context(samples, [f"{POLICY} one"], backend=_judge(server), pairwise_position="disadvantage",
+                       pairwise_reference=0)
+        metrics = asyncio.run(_score_and_close(ctx, ["pairwise"]))
+        compared = [r.body["messages"][-1]["content"] for r in server.chat_requests]
+    assert metrics["eval/pairwise/win_rate"] == 1.0
+    assert len(compared) == 1 and "weak reference" in compared[0] and "strong reference" not in compared[0]
+
+
 def test_unknown_pairwise_verdicts_are_counted_not_losses() -> None:
     samples = [Sample(id="a", prompt=[{"role": "user", "content": "Write."}], references=["ref"])]
     with FakeOpenAIServer("I cannot decide.") as server:
@@ -209,7 +221,7 @@ def test_a_lora_adapter_folder_is_merged_and_a_run_folder_means_its_final_model(
     """Trained with engine.lora.enabled, final_model/ holds an adapter (no tokenizer inside)."""
     from peft import LoraConfig, get_peft_model
 
-    from longwriter.evaluation.generation import generate_responses, load_for_generation
+    from longwriter.generation import generate_responses, load_for_generation
     from longwriter.evaluation.runner import resolve_checkpoint
     from longwriter.models import resolve_model_path
 
@@ -323,7 +335,7 @@ def test_train_eval_at_start_and_end_log_into_the_training_run(output_root: Path
     with FakeOpenAIServer(_scores_all(3)) as server:
         run_cli("longwriter.train", [
             "model=tiny_random", "engine.prompts_per_step=2", "engine.num_generations=2",
-            "engine.max_completion_length=16", "engine.max_steps=2", "engine.save_steps=2", "data.limit=4",
+            "engine.max_completion_length=16", "engine.max_steps=2", "engine.save_steps=2", "data=builtin", "data.limit=4",
             "eval.at_start=true", "eval.at_end=true", "eval.max_new_tokens=16", "eval.metrics=[length,quality,format]",
             "judge=vllm_server", f"judge.base_url={server.base_url}", "judge.model=fake-judge", "judge.cache=false",
             f"paths.output_root={output_root}", f"eval.generation_cache={tmp_path}/generations.sqlite",

@@ -40,6 +40,9 @@ def test_hub_model_offline_fails_with_one_clear_message(tmp_path) -> None:
 def test_unknown_source_and_bad_dtype_are_named() -> None:
     with pytest.raises(ModelLoadError, match="model.source='ftp'"):
         resolve_model_path({"name": "x", "source": "ftp"}, ".")
+    cfg = compose(["model=tiny_random", "model.dtype=float42"])
+    with pytest.raises(ModelLoadError, match="model.dtype='float42' is not a torch dtype"):
+        load_model_and_tokenizer(cfg.model, cfg.paths.cache_dir)
 
 
 def test_train_cli_with_offline_hub_model_exits_with_the_message(tmp_path) -> None:

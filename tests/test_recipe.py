@@ -76,9 +76,12 @@ def test_longwriter_zero_recipe():
     np.testing.assert_allclose(scores.rewards["length"], [1.0, 0.75, 1.0, 0.5, 1.0, 0.75, 0.875, 1.0])
     np.testing.assert_allclose(scores.rewards["format"], [1, 1, 0, 1, 1, 1, 0, 1])
     np.testing.assert_allclose(scores.rewards["quality"][:2], [5 / 9, 3 / 9])  # (words/10 + 1 - 1) / 9
-    for key in ("reward/length/mean", "reward/quality/mean", "reward/format/mean", "reward/total/mean",
-                "format/valid_rate", "format/repetition/mean", "length/words/mean", "quality/unknown_rate"):
-        assert key in scores.metrics, key
+    for name in ("length", "quality", "format"):
+        assert scores.metrics[f"reward/{name}/mean"] == pytest.approx(scores.rewards[name].mean())
+    assert scores.metrics["format/valid_rate"] == 0.75  # 6 of 8 with well-formed tags
+    assert scores.metrics["length/words/mean"] == pytest.approx((50 + 30 + 45 + 80 + 12 + 40 + 30 + 15) / 8)
+    assert scores.metrics["quality/unknown_rate"] == 0.0
+    assert 0.0 < scores.metrics["format/repetition/mean"] < 1.0  # the "x y z" answer repeats itself
     total = scores.rewards["length"] + scores.rewards["quality"] + scores.rewards["format"]
     assert scores.metrics["reward/total/mean"] == pytest.approx(total.mean())
     advantages = recipe.advantages(scores, batch.group_index)
@@ -95,9 +98,13 @@ def test_pairwise_recipe_with_curriculum(tmp_path):
     # sample a: reference 20 words; sample b: reference 15 words. The plain template judges whole texts.
     assert list(scores.rewards) == ["pairwise"]
     assert scores.rewards["pairwise"][0] == 1.0 and scores.rewards["pairwise"][4] == 0.0
-    for key in ("judge/win_rate", "judge/tie_rate", "judge/loss_rate", "judge/unknown_rate",
-                "curriculum/level/mean", "curriculum/level_hist/0", "reward/pairwise/mean", "reward/total/mean"):
-        assert key in scores.metrics, key
+    rewards = scores.rewards["pairwise"]
+    assert (scores.metrics["judge/win_rate"], scores.metrics["judge/tie_rate"], scores.metrics["judge/loss_rate"],
+            scores.metrics["judge/unknown_rate"]) == (np.mean(rewards == 1.0), np.mean(rewards == 0.5),
+                                                      np.mean(rewards == 0.0), 0.0)
+    # levels the batch was judged at (all 0), before the wins move sample a up
+    assert scores.metrics["curriculum/level/mean"] == 0.0 and scores.metrics["curriculum/level_hist/0"] == 1.0
+    assert scores.metrics["reward/pairwise/mean"] == scores.metrics["reward/total/mean"] == pytest.approx(rewards.mean())
     assert state.snapshot() == {"a": 1, "b": 0}
     asyncio.run(recipe.score(make_batch(training=False)))
     assert state.snapshot() == {"a": 1, "b": 0}
@@ -108,7 +115,8 @@ def test_hybrid_recipe():
     assert recipe.weights == {"pairwise": 2.0, "length": 1.0, "format": 0.5}
     batch = make_batch()
     scores = asyncio.run(recipe.score(batch))
-    assert "judge/position_disagreement" in scores.metrics and "format/valid_rate" in scores.metrics
+    assert scores.metrics["format/valid_rate"] == 0.75
+    assert scores.metrics["judge/position_disagreement"] == 0.0  # the length judge ignores position
     # think template: the pairwise judge compares answers; 30 words beat a 20-word reference.
     assert scores.rewards["pairwise"][1] == 1.0
     expected_total = 2.0 * scores.rewards["pairwise"] + scores.rewards["length"] + 0.5 * scores.rewards["format"]
@@ -124,7 +132,9 @@ def test_component_reused_under_another_name_and_dictconfig():
                                 "pairwise_adv": {"type": "pairwise", "position": "advantage", "weight": 0.5}}})
     recipe = build_recipe(cfg, pairwise_judge=LengthyJudge())
     scores = asyncio.run(recipe.score(make_batch()))
-    assert "judge/win_rate" in scores.metrics and "pairwise_adv/judge/win_rate" in scores.metrics
+    # the reused type's metrics carry its name, so the two components' win rates do not overwrite each other
+    assert scores.metrics["judge/win_rate"] == np.mean(scores.rewards["pairwise"] == 1.0)
+    assert scores.metrics["pairwise_adv/judge/win_rate"] == np.mean(scores.rewards["pairwise_adv"] == 1.0)
     assert set(scores.rewards) == {"pairwise", "pairwise_adv"}
 
 

@@ -95,3 +95,21 @@ def test_invalid_l_max_and_unknown_option():
 
     with pytest.raises(ValueError, match="unknown option"):
         LengthComponent.from_config({"lmax": 5}, BuildContext())
+
+
+def test_relative_cap_scales_with_each_samples_upper_bound():
+    # l_max_ratio=2: the reward reaches 0 at twice L_upper, whatever the request's size.
+    config = LengthConfig(l_max=12000.0, l_max_ratio=2.0)
+    batch = RolloutBatch([sample((40, 60), "a"), sample((400, 600), "b"), sample((40, 60), "c")],
+                         [words(90), words(900), words(120)], np.arange(3))
+    result = asyncio.run(LengthComponent(config).score(batch))
+    np.testing.assert_allclose(result.rewards, [0.5, 0.5, 0.0])  # (120-90)/(120-60), (1200-900)/(1200-600)
+    # The absolute cap alone barely notices the same over-length answer.
+    absolute = asyncio.run(LengthComponent(LengthConfig(l_max=12000.0)).score(batch))
+    assert absolute.rewards[0] > 0.99
+
+
+@pytest.mark.parametrize("ratio", [1.0, 0.5, -2, True, "2"])
+def test_relative_cap_must_leave_room_above_the_range(ratio):
+    with pytest.raises(ValueError, match="l_max_ratio"):
+        LengthComponent(LengthConfig(l_max_ratio=ratio))

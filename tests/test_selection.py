@@ -19,7 +19,7 @@ from longwriter.data.loaders import load_samples
 from longwriter.data.schema import Sample
 from longwriter.testing.fake_openai_server import FakeOpenAIServer
 from longwriter.selection import select_samples
-from longwriter.selection.common import order_by_score
+from longwriter.selection.judging import order_by_score
 from longwriter.selection.margin_aware import first_level_beating, keep_largest, margin
 from longwriter.selection.report import select_with_report
 
@@ -219,7 +219,7 @@ def test_references_from_api_and_local_writers_are_judged_and_ordered(judge_serv
                f"{{name: tiny, kind: local_hf, model: tiny_random, max_new_tokens: 8, temperature: 1.0}}]")  # greedy: only newlines
     cfg = compose(_overrides(judge_server, tmp_path, data, writers,
                              "prepare.references.generation_cache=null"), config_name="prepare")
-    from longwriter.selection.references import build_references
+    from longwriter.references import build_references
 
     samples, metrics = build_references(load_samples(cfg.data), cfg)
     r1, r2 = samples
@@ -233,7 +233,7 @@ def test_references_from_api_and_local_writers_are_judged_and_ordered(judge_serv
 
 def test_reference_writer_config_errors_are_user_errors(tmp_path: Path) -> None:
     from longwriter.errors import ConfigError
-    from longwriter.selection.references import build_references
+    from longwriter.references import build_references
 
     sample = Sample(id="a", prompt=[{"role": "user", "content": "Write."}])
     for writers, message in [("[{name: w, kind: telepathy}]", "kind"),

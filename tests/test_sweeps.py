@@ -87,7 +87,7 @@ def test_every_preset_composes_into_a_valid_optuna_search(preset: str) -> None:
             assert OmegaConf.select(cfg, key) is not None, f"{preset} searches {key}, which the config lacks"
     with as_hydra_job(cfg):
         job = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
-    assert job["run_name"].endswith("-0")
+    assert job["run_name"]  # resolves; each trial's MLflow name is made at run time (longwriter.run_names)
     assert str(cfg.hydra.sweep.dir).startswith(f"{ROOT}/outputs/sweeps/{sweeper.study_name}/")
 
 

@@ -55,6 +55,11 @@ def test_two_step_train_logs_run_metrics_and_artifacts(output_root: Path) -> Non
     assert {"config", "samples", "final_model_path.txt"} <= artifacts
     samples = client.list_artifacts(run.info.run_id, "samples")
     assert [a.path for a in samples] == ["samples/step_00001.jsonl", "samples/step_00002.jsonl"]
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert {"plots/rewards.png", "plots/lengths.png", "plots/monitors.png"} <= plots
+    lengths = Path(client.download_artifacts(run.info.run_id, "rollouts/lengths.jsonl", str(output_root / "dl")))
+    assert [json.loads(line)["step"] for line in lengths.read_text().splitlines()] == [1, 2]
+    assert client.get_metric_history(run.info.run_id, "monitor/distinct_1")
     final = Path(run.data.tags["final_model_path"])
     assert (final / "config.json").exists() and (final / "model.safetensors").exists()
     assert final == output_root / "train" / "e2e" / "final_model"

@@ -143,8 +143,14 @@ def test_launch_hands_run_ppo_the_validated_config_and_the_mlflow_run(tmp_path, 
             client.log_metric(env.MLFLOW_RUN_ID, "reward/total/mean", value, step=step)
 
     monkeypatch.setattr(main_ppo, "run_ppo", fake_run_ppo)
-    cfg = project_cfg(tmp_path, ["reward=pairwise", "engine.curriculum_actor=lw_launch_test"])
-    objective = run(cfg, tmp_path / "run")
+    cfg = project_cfg(tmp_path, ["reward=pairwise", "engine.allow_local_judge=true", "engine.curriculum_actor=lw_launch_test"])
+    import ray
+
+    try:  # the launcher starts Ray as run_ppo would and probes the plugin in a worker first
+        objective = run(cfg, tmp_path / "run")
+        assert ray.is_initialized()
+    finally:
+        ray.shutdown()
     assert seen["runner"] is main_ppo.TaskRunnerV1
     assert seen["env"]["MLFLOW_TRACKING_URI"] == cfg.tracking.tracking_uri and seen["env"]["MLFLOW_RUN_ID"]
     assert objective == pytest.approx(0.4)  # the last quarter of the logged steps, as the TRL engine
@@ -154,3 +160,39 @@ def test_launch_hands_run_ppo_the_validated_config_and_the_mlflow_run(tmp_path, 
     from longwriter.curriculum import CurriculumState
 
     assert sum(CurriculumState(tmp_path / "run" / "curriculum.sqlite").histogram().values()) > 0
+
+
+def test_kl_in_reward_is_refused_with_the_longwriter_estimator(tmp_path) -> None:
+    _, _, report = _prepare(tmp_path, ["reward=length", "engine.kl.use_kl_in_reward=true"])
+    assert any("use_kl_in_reward" in e and "silently dropped" in e for e in report.errors), report.errors
+    _, _, report = _prepare(tmp_path, ["reward=length", "engine.kl.use_kl_in_reward=true", "engine.algorithm=ppo"])
+    assert not any("use_kl_in_reward" in e for e in report.errors)
+
+
+def test_a_local_judge_is_refused_at_launch_and_reported_by_a_dry_run(tmp_path) -> None:
+    from longwriter.engines.verl.launcher import prepare
+    from longwriter.engines.verl.validate import validate_verl
+
+    def report(overrides, launching):
+        cfg = project_cfg(tmp_path, ["model=tiny_random", "reward=pairwise", *overrides])
+        verl_cfg, _, _ = prepare(cfg, tmp_path / "run", dry_run=True)
+        return validate_verl(verl_cfg, strict_data=launching)
+
+    launch = report([], launching=True)
+    assert [e for e in launch.errors if "judge=local_hf cannot serve a verl cluster" in e], launch.errors
+    dry = report([], launching=False)
+    assert not any("local_hf" in e for e in dry.errors)
+    assert any(w.startswith("a launch would be refused: judge=local_hf") for w in dry.warnings)
+    assert not any("local_hf" in e for e in report(["engine.allow_local_judge=true"], launching=True).errors)
+    assert not any("local_hf" in e for e in report(["judge=vllm_server"], launching=True).errors)
+
+
+def test_judge_cache_is_node_local_and_network_filesystems_are_detected(tmp_path) -> None:
+    from longwriter.engines.verl.cluster import filesystem_type, on_network_filesystem
+
+    _, verl_cfg, _ = _prepare(tmp_path, ["judge=openai"], reward=HYBRID_RECIPE)
+    assert verl_cfg.reward.reward_kwargs.longwriter.cache_dir.endswith("longwriter_judge_cache")
+    mounts = tmp_path / "mounts"
+    mounts.write_text("rootfs / ext4 rw 0 0\nserver:/export /shared nfs4 rw 0 0\n")
+    assert filesystem_type("/shared/runs/x/curriculum.sqlite", mounts) == "nfs4"
+    assert on_network_filesystem("/shared/runs", mounts) and not on_network_filesystem("/tmp/x", mounts)

@@ -96,7 +96,7 @@ def test_commits_interleaved_with_staging_lose_nothing(ray_local, tmp_path) -> N
 
 def test_checkpoint_callback_exports_and_import_restores(ray_local, tmp_path) -> None:
     ray = ray_local
-    from longwriter.engines.verl.curriculum_actor import CURRICULUM_FILE
+    from longwriter.curriculum import CURRICULUM_FILE
     from longwriter.engines.verl.trainer import CurriculumCheckpoint
 
     samples = _samples(3)

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
+from longwriter.config_tools import job_output_dir
 from longwriter.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def contestants(cfg: DictConfig) -> list[Contestant]:
     """arena.contestants as model folders (model presets converted/built once, checkpoints resolved)."""
     from longwriter.evaluation.runner import resolve_checkpoint
     from longwriter.models import resolve_model_path
-    from longwriter.paths import CONF_DIR
+    from longwriter.config_tools import load_preset
 
     spec = [*(OmegaConf.to_container(cfg.arena.contestants, resolve=True) or []),
             *(OmegaConf.to_container(cfg.arena.add, resolve=True) or [])]
@@ -59,11 +60,7 @@ def contestants(cfg: DictConfig) -> list[Contestant]:
         if "checkpoint" in entry:
             path = resolve_checkpoint(str(entry["checkpoint"]))
         else:
-            preset = CONF_DIR / "model" / f"{entry['model']}.yaml"
-            if not preset.exists():
-                choices = sorted(p.stem for p in preset.parent.glob("*.yaml"))
-                raise ConfigError(f"arena contestant {name!r}: model={entry['model']!r} is no preset; choose one of {choices}")
-            model_cfg = OmegaConf.load(preset)
+            model_cfg = load_preset("model", str(entry["model"]), what=f"arena contestant {name!r}: model")
             dtype = str(model_cfg.get("dtype", "float32"))
             path = resolve_model_path(model_cfg, cfg.paths.cache_dir)
         out.append(Contestant(str(name), path, int(entry.get("max_new_tokens", cfg.arena.max_new_tokens)),
@@ -72,7 +69,7 @@ def contestants(cfg: DictConfig) -> list[Contestant]:
 
 
 def _answers(cfg: DictConfig, samples: list, players: list[Contestant]) -> tuple[dict[str, list[str]], dict]:
-    from longwriter.evaluation.generation import GenerationCache, GenerationSettings, generate_responses
+    from longwriter.generation import GenerationCache, GenerationSettings, generate_responses
     from longwriter.prompting import answer_part
 
     a = cfg.arena
@@ -97,14 +94,14 @@ def _answers(cfg: DictConfig, samples: list, players: list[Contestant]) -> tuple
 async def _battles(backend: Any, samples: list, answers: dict[str, list[str]]) -> list:
     from longwriter.arena.battles import play
     from longwriter.judges import PairwiseTask, supports_probs
+    from longwriter.judges.lifecycle import close_judge
 
     try:
         if not supports_probs(backend):
             await backend.check()  # an API judge: fail fast, before hundreds of calls
         return await play(PairwiseTask(backend), samples, answers)
     finally:
-        if hasattr(backend, "aclose"):
-            await backend.aclose()
+        await close_judge(backend)
 
 
 def ratings_table(ratings: list) -> str:
@@ -181,7 +178,7 @@ def run_arena(cfg: DictConfig) -> list:
         raise ConfigError(f"arena data {cfg.data.name!r} gave no samples")
     players = contestants(cfg)
     backend = build_judge_backend(cfg.judge, cache_dir=cfg.paths.cache_dir)
-    output_dir = _output_dir(cfg)
+    output_dir = job_output_dir(cfg, "arena")
     with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), tags={"kind": "arena"}):
         mlflow.set_tags({"dataset": str(cfg.data.name), "judge": backend.identity})
         answers, gen_stats = _answers(cfg, samples, players)
@@ -206,12 +203,3 @@ def run_arena(cfg: DictConfig) -> list:
     print(f"{len(records)} battles on {len(samples)} prompts ({extra['arena/unknown']} unknown), judge calls: "
           f"{usage.cache_hits} from the cache, {usage.cache_misses} new; MLflow run {run_id}")
     return ratings
-
-
-def _output_dir(cfg: DictConfig) -> Path:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return Path(HydraConfig.get().runtime.output_dir)
-    except ValueError:  # composed without a Hydra app (tests)
-        return Path(str(cfg.paths.output_root)) / "arena" / str(cfg.run_name)

@@ -21,12 +21,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 # Imported for their @register_loader side effect: the registry is filled explicitly, here.
 from longwriter.data import benchmarks as _benchmarks  # noqa: F401
 from longwriter.data import hf_hub as _hf_hub  # noqa: F401
 from longwriter.data import verl_parquet as _verl_parquet  # noqa: F401
+from longwriter.config_tools import plain
 from longwriter.data.registry import build_samples, get_loader, iter_jsonl, register_loader, resolve_path
 from longwriter.data.schema import DataError, Sample
 
@@ -35,15 +36,9 @@ logger = logging.getLogger(__name__)
 BUILTIN_PATH = Path(__file__).resolve().with_name("builtin_prompts.jsonl")
 
 
-def _as_dict(data_cfg: Mapping[str, Any] | DictConfig) -> dict[str, Any]:
-    if isinstance(data_cfg, DictConfig):
-        return OmegaConf.to_container(data_cfg, resolve=True)  # type: ignore[return-value]
-    return dict(data_cfg)
-
-
 def load_samples(data_cfg: Mapping[str, Any] | DictConfig) -> list[Sample]:
     """Load, validate, shuffle and limit the samples described by a `data` config group."""
-    cfg = _as_dict(data_cfg)
+    cfg = plain(data_cfg)
     fmt = cfg.get("format") or cfg.get("name")
     if not fmt:
         raise DataError("the data config has neither 'format' nor 'name' (pick data=<preset>)")
@@ -94,10 +89,18 @@ def read_samples_parquet(path: Path) -> list[Sample]:
 
 @register_loader("builtin")
 def load_builtin(cfg: Mapping[str, Any]) -> list[Sample]:
-    """The writing set shipped inside the package (longwriter/data/builtin_prompts.jsonl)."""
-    if not BUILTIN_PATH.is_file():
-        raise DataError(f"the built-in dataset file is missing: {BUILTIN_PATH} (is the package installed with its data?)")
-    return read_samples_jsonl(BUILTIN_PATH)
+    """A set shipped inside the package: `data.file` names a .jsonl in longwriter/data/ (default: the
+    writing set with criteria and references, builtin_prompts.jsonl)."""
+    name = cfg.get("file")
+    if name is not None and (Path(str(name)).name != str(name) or not str(name).endswith(".jsonl")):
+        raise DataError(f"data.file={name!r}: name a .jsonl file shipped in {BUILTIN_PATH.parent} (no folders); "
+                        f"for your own file use data=jsonl data.path=...")
+    path = BUILTIN_PATH if name is None else BUILTIN_PATH.with_name(str(name))
+    if not path.is_file():
+        shipped = sorted(p.name for p in BUILTIN_PATH.parent.glob("*.jsonl"))
+        raise DataError(f"the built-in dataset file is missing: {path} (is the package installed with its data? "
+                        f"shipped: {shipped})")
+    return read_samples_jsonl(path)
 
 
 @register_loader("jsonl")

@@ -63,6 +63,12 @@ def resolve_path(cfg: Mapping[str, Any], key: str = "path") -> Path:
     return path
 
 
+def _json_problem(exc: json.JSONDecodeError) -> str:
+    """`Expecting value at column 3`; messages that end in "at" ("... starting at") are not doubled."""
+    message = exc.msg[:-3] if exc.msg.endswith(" at") else exc.msg
+    return f"{message} at column {exc.colno}"
+
+
 def iter_jsonl(path: Path) -> Iterator[tuple[str, Any]]:
     """Yield (where, parsed row) per non-blank line; `where` is "file:line" for error messages."""
     try:
@@ -74,7 +80,7 @@ def iter_jsonl(path: Path) -> Iterator[tuple[str, Any]]:
                 try:
                     yield where, json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise DataError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+                    raise DataError(f"{where}: invalid JSON ({_json_problem(exc)})") from None
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 

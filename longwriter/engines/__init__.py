@@ -35,12 +35,41 @@ def resolve_output_dir(cfg: DictConfig) -> Path:
                 f"output folder of the run to continue, e.g. outputs/train/<run_name>"
             )
         return path
-    try:
-        from hydra.core.hydra_config import HydraConfig
+    from longwriter.config_tools import job_output_dir
 
-        return Path(HydraConfig.get().runtime.output_dir)
-    except ValueError:  # composed without a Hydra app (tests, notebooks)
-        return Path(str(cfg.paths.output_root)) / "train" / str(cfg.run_name)
+    return job_output_dir(cfg, "train")
+
+
+def prepare_run(cfg: DictConfig) -> tuple[DictConfig, Path]:
+    """The config this run trains with and its folder.
+
+    A new run gets its MLflow name (distinct per multirun job, see `longwriter.run_names`) and
+    saves its resolved config; a resume restores the run's own config and refuses overrides that
+    would change what is trained (`longwriter.resume`).
+    """
+    from omegaconf import open_dict
+
+    from longwriter.hydra_guard import save_resume_hydra_files
+    from longwriter.resume import record_resume, restore_config, save_run_config
+    from longwriter.run_names import job_run_name
+
+    max_steps = cfg.engine.get("max_steps", 1)  # (verl counts epochs and steps in its own keys)
+    if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
+        raise ConfigError(f"engine.max_steps={max_steps!r}: must be a whole number of GRPO steps, at least 1 "
+                          f"(e.g. engine.max_steps=50)")
+    output_dir = resolve_output_dir(cfg)
+    if cfg.get("resume_from"):
+        cfg, accepted = restore_config(cfg, output_dir)
+        record_resume(output_dir, accepted)
+        save_resume_hydra_files(cfg, output_dir)
+        return cfg, output_dir
+    if (output_dir / "mlflow_run.json").exists():
+        raise ConfigError(f"run_name={cfg.run_name} is taken: {output_dir} holds an earlier run; choose another "
+                          f"run_name, or continue that run with resume_from={output_dir}")
+    with open_dict(cfg):
+        cfg.run_name = job_run_name(cfg)
+    save_run_config(cfg, output_dir)
+    return cfg, output_dir
 
 
 def run_training(cfg: DictConfig) -> float | None:
@@ -48,5 +77,6 @@ def run_training(cfg: DictConfig) -> float | None:
     name = str(cfg.engine.name)
     if name not in _ENGINES:
         raise ConfigError(f"engine={name!r} is unknown; choose one of {sorted(_ENGINES)}")
+    cfg, output_dir = prepare_run(cfg)
     module = importlib.import_module(_ENGINES[name])
-    return module.run(cfg, resolve_output_dir(cfg))
+    return module.run(cfg, output_dir)

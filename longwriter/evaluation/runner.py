@@ -40,6 +40,7 @@ class EvalSettings:
     seed: int
     generation_cache: str | None
     pairwise_position: str
+    pairwise_reference: int
     word_count: str
     at_start: bool
     at_end: bool
@@ -63,14 +64,9 @@ def _data_config(cfg: DictConfig, settings: EvalSettings) -> DictConfig:
     """`data=` of this run, or the conf/data preset named by eval.data (resolved against cfg.paths)."""
     if settings.data is None:
         return cfg.data
-    from longwriter.paths import CONF_DIR
+    from longwriter.config_tools import load_preset
 
-    path = CONF_DIR / "data" / f"{settings.data}.yaml"
-    if not path.exists():
-        choices = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise ConfigError(f"eval.data={settings.data!r}: no such data preset; choose one of {choices}")
-    root = OmegaConf.create({"paths": OmegaConf.to_container(cfg.paths, resolve=True), "data": OmegaConf.load(path)})
-    return root.data
+    return load_preset("data", str(settings.data), cfg.paths, what="eval.data")
 
 
 def eval_samples(cfg: DictConfig, settings: EvalSettings) -> tuple[list[Sample], DictConfig]:
@@ -95,28 +91,14 @@ def resolve_checkpoint(path: str) -> str:
                       f"or in its final_model/)")
 
 
-async def _check_judge(backend: Any) -> None:
-    await backend.check()
-    if hasattr(backend, "aclose"):
-        await backend.aclose()
-
-
 async def _score(ctx: Any, metrics: list[str]) -> dict:
     from longwriter.evaluation.scoring import score_all
+    from longwriter.judges.lifecycle import close_judge
 
     try:
         return await score_all(ctx, metrics)
     finally:
-        if ctx.backend is not None and hasattr(ctx.backend, "aclose"):
-            await ctx.backend.aclose()
-
-
-def _judge_metrics(backend: Any) -> dict[str, float]:
-    usage = backend.usage()
-    return {"eval/judge/requests": usage.requests, "eval/judge/cache_hits": usage.cache_hits,
-            "eval/judge/failures": usage.failures, "eval/judge/retries": usage.retries,
-            "eval/judge/prompt_tokens": usage.prompt_tokens, "eval/judge/completion_tokens": usage.completion_tokens,
-            "eval/judge/cost_usd": usage.cost_usd}
+        await close_judge(ctx.backend)
 
 
 def evaluate_model(cfg: DictConfig, model_path: str, *, model_label: str, label: str = "eval",
@@ -124,10 +106,10 @@ def evaluate_model(cfg: DictConfig, model_path: str, *, model_label: str, label:
     """Evaluate the model in `model_path` on the configured data into the active MLflow run."""
     from tqdm.auto import tqdm
 
-    from longwriter.evaluation.generation import GenerationCache, GenerationSettings, generate_responses
+    from longwriter.generation import GenerationCache, GenerationSettings, generate_responses
     from longwriter.evaluation.report import log_evaluation
     from longwriter.evaluation.scoring import ScoringContext, check_metrics, needs_judge
-    from longwriter.judges import build_judge_backend, supports_probs
+    from longwriter.judges.lifecycle import open_judge
     from longwriter.prompting import answer_part, check_template
 
     started = time.perf_counter()
@@ -135,9 +117,8 @@ def evaluate_model(cfg: DictConfig, model_path: str, *, model_label: str, label:
     metrics = check_metrics(settings.metrics)
     check_template(settings.prompt_template)
     samples, data_cfg = eval_samples(cfg, settings)
-    backend = build_judge_backend(cfg.judge, cache_dir=cfg.paths.cache_dir) if needs_judge(metrics) else None
-    if backend is not None and not supports_probs(backend):  # an API judge: fail before generating
-        asyncio.run(_check_judge(backend))
+    # an API judge is checked here: it fails before generating
+    backend = open_judge(cfg.judge, cfg.paths.cache_dir) if needs_judge(metrics) else None
 
     cache = GenerationCache(settings.generation_cache) if settings.generation_cache else None
     generation_settings = GenerationSettings(settings.max_new_tokens, settings.temperature, settings.top_p,
@@ -159,6 +140,7 @@ def evaluate_model(cfg: DictConfig, model_path: str, *, model_label: str, label:
     with tqdm(total=0, desc="judging", unit="call", disable=backend is None) as bar:
         ctx = ScoringContext(samples, completions, [r["answer"] for r in rows], rows,
                              prompt_template=settings.prompt_template, pairwise_position=settings.pairwise_position,
+                             pairwise_reference=settings.pairwise_reference,
                              word_count=settings.word_count, backend=backend, progress=bar)
         scores = asyncio.run(_score(ctx, metrics))
     n = len(samples)
@@ -173,7 +155,9 @@ def evaluate_model(cfg: DictConfig, model_path: str, *, model_label: str, label:
         "eval/timing/total_s": time.perf_counter() - started,
     })
     if backend is not None:
-        scores.update(_judge_metrics(backend))
+        from longwriter.tracking.judge_usage import usage_metrics
+
+        scores.update(usage_metrics(backend, "eval/judge"))
     params = {
         "model": model_label, "model_path": model_path, "n_samples": n, "metrics": ",".join(metrics),
         "dataset": data_cfg.name, "dataset_path": str(Path(data_cfg.path).resolve()) if data_cfg.get("path") else "",
@@ -196,7 +180,10 @@ def run_evaluate(cfg: DictConfig) -> dict[str, float]:
     else:
         model_path = resolve_model_path(cfg.model, cfg.paths.cache_dir)
         model_label = str(cfg.model.name)
-    output_dir = _output_dir(cfg)
+    eval_samples(cfg, settings)  # a bad data path or an empty file stops here, before an MLflow run exists
+    from longwriter.config_tools import job_output_dir
+
+    output_dir = job_output_dir(cfg, "evaluate")
     with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), tags={"kind": "evaluate"}):
         mlflow.set_tags({"model": model_label, "dataset": str(cfg.data.name)})
         return evaluate_model(cfg, model_path, model_label=model_label)
@@ -207,12 +194,3 @@ def evaluate_in_training(cfg: DictConfig, model_dir: str, *, step: int, label: s
     """Called by a training engine inside its MLflow run (eval.at_start / eval.at_end)."""
     logger.info("evaluating %s (%s, step %d)", model_dir, label, step)
     return evaluate_model(cfg, str(model_dir), model_label=model_label or str(model_dir), label=label, step=step)
-
-
-def _output_dir(cfg: DictConfig) -> Path:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return Path(HydraConfig.get().runtime.output_dir)
-    except ValueError:  # composed without a Hydra app (tests, notebooks)
-        return Path(str(cfg.paths.output_root)) / "evaluate" / str(cfg.run_name)

@@ -45,6 +45,7 @@ class ScoringContext:
     rows: list[dict[str, Any]]
     prompt_template: str = "plain"
     pairwise_position: str = "swap"
+    pairwise_reference: int = -1  # index into each sample's references (-1 = strongest, 0 = level 0)
     word_count: str = DEFAULT_WORD_COUNT  # a `longwriter.text.WORD_COUNTS` convention
     backend: Any = None  # judge backend; None when no judge metric is selected
     progress: Any = None  # a tqdm bar shared by the judge scorers (None: no bar)
@@ -237,7 +238,8 @@ async def score_checklist(ctx: ScoringContext) -> Metrics:
 
 @register_scorer("pairwise", needs_judge=True)
 async def score_pairwise(ctx: ScoringContext) -> Metrics:
-    """Win / tie / loss against each sample's strongest reference (the last one).
+    """Win / tie / loss against one reference of each sample: `eval.pairwise_reference` (default -1,
+    the strongest; 0 = the level-0 reference, fixed while a curriculum moves during training).
 
     position=swap judges both orders: agreement gives that outcome, disagreement a tie (counted
     in position_disagreement), and one unknown order makes the comparison unknown.
@@ -252,7 +254,8 @@ async def score_pairwise(ctx: ScoringContext) -> Metrics:
     for i, sample in enumerate(ctx.samples):
         if not sample.references:
             continue
-        reference, answer = sample.references[-1], ctx.answers[i]
+        index = max(-len(sample.references), min(ctx.pairwise_reference, len(sample.references) - 1))
+        reference, answer = sample.references[index], ctx.answers[i]
         for policy_first in orders:
             first, second = (answer, reference) if policy_first else (reference, answer)
             calls.append(task.compare(sample.user_prompt, sample.criteria, first, second))

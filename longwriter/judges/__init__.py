@@ -29,12 +29,14 @@ from longwriter.judges.base import (
     Verdict,
     supports_probs,
 )
+from longwriter.judges.settings import LocalHFSettings
 from longwriter.registry import Registry
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__ below
     from longwriter.judges.cache import CachedBackend, JudgeCache, cache_key
     from longwriter.judges.local_hf import LocalHFBackend
-    from longwriter.judges.openai_backend import OpenAIBackend, OpenAISettings
+    from longwriter.judges.openai_backend import OpenAIBackend
+    from longwriter.judges.settings import OpenAISettings
     from longwriter.judges.parsers import LengthRangePrediction
     from longwriter.judges.ratelimit import RateLimiter, TokenBucket
     from longwriter.judges.tasks import (ChecklistTask, LengthRangeTask, PairwiseTask, PointwiseTask,
@@ -45,7 +47,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__ bel
 _LAZY = {
     "CachedBackend": "cache", "JudgeCache": "cache", "cache_key": "cache",
     "LocalHFBackend": "local_hf",
-    "OpenAIBackend": "openai_backend", "OpenAISettings": "openai_backend",
+    "OpenAIBackend": "openai_backend", "OpenAISettings": "settings",
     "LengthRangePrediction": "parsers",
     "RateLimiter": "ratelimit", "TokenBucket": "ratelimit",
     "ChecklistTask": "tasks", "LengthRangeTask": "tasks", "PairwiseTask": "tasks", "PointwiseTask": "tasks",
@@ -91,18 +93,7 @@ def _build_local_hf(cfg: dict, cache_dir: Path | None, loader: Callable | None) 
     from longwriter.judges.local_hf import LocalHFBackend
 
     return LocalHFBackend(loader=loader, name=str(model_cfg["name"]),
-                          max_new_tokens=int(cfg.get("max_new_tokens", 256)))
-
-
-def _plain(cfg: Any) -> dict:
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(cfg, DictConfig):
-            return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        pass
-    return dict(cfg)
+                          max_new_tokens=int(cfg.get("max_new_tokens", LocalHFSettings.max_new_tokens)))
 
 
 def build_judge_backend(cfg: Any, cache_dir: str | os.PathLike | None = None, *,
@@ -113,7 +104,9 @@ def build_judge_backend(cfg: Any, cache_dir: str | os.PathLike | None = None, *,
     `<cache_dir>/judges/judge_cache.sqlite`; without a cache_dir there is no cache. `loader`
     overrides how a local_hf judge loads its (model, tokenizer) (default: longwriter.models.loading).
     """
-    cfg = _plain(cfg)
+    from longwriter.config_tools import plain
+
+    cfg = plain(cfg)
     kind = cfg.get("backend")
     if kind not in _BUILDERS:
         raise JudgeError(f"unknown judge.backend {kind!r}; known: {sorted(_BUILDERS)}")

@@ -30,6 +30,7 @@ from dataclasses import asdict
 from typing import Any, Callable, Sequence
 
 from longwriter.judges.base import ChatResult, ChoiceResult, JudgeError, Message, Usage
+from longwriter.judges.settings import LocalHFSettings
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class LocalHFBackend:
     provides_probs = True
 
     def __init__(self, model: Any = None, tokenizer: Any = None, *, loader: Loader | None = None,
-                 name: str, max_new_tokens: int = 256):
+                 name: str, max_new_tokens: int = LocalHFSettings.max_new_tokens):
         if (model is None) != (tokenizer is None):
             raise ValueError("pass both model and tokenizer, or neither and a loader")
         if model is None and loader is None:

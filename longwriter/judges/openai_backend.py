@@ -18,55 +18,34 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import hashlib
+import json
 import logging
 import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from typing import Any, Mapping, Sequence
 
 import openai
 
 from longwriter.judges.base import ChatResult, ChoiceResult, JudgeError, Message, Usage
 from longwriter.judges.ratelimit import LoopLocal, RateLimiter
+from longwriter.judges.settings import OpenAISettings
 
 logger = logging.getLogger(__name__)
 
-# Keys of a judge config that select or wrap the backend rather than configure it.
-_NON_BACKEND_KEYS = {"name", "backend", "cache"}
-
-
-@dataclass(frozen=True)
-class OpenAISettings:
-    """Everything an OpenAI-compatible judge needs; conf/judge/openai.yaml sets these per run."""
-
-    base_url: str = "https://api.openai.com/v1"
-    model: str = "gpt-4o-mini"
-    api_key_env: str = "OPENAI_API_KEY"  # name of the environment variable, never the key itself
-    api_key_required: bool = True  # false for local servers (vllm serve without --api-key)
-    concurrency: int = 16  # requests in flight at once
-    rpm: float | None = None  # requests per minute (None: no client-side limit)
-    tpm: float | None = None  # tokens per minute, prompt + max completion estimated up front
-    timeout_s: float = 120.0  # per attempt
-    max_retries: int = 5  # attempts = 1 + max_retries
-    backoff_s: float = 1.0  # first backoff; doubles per attempt, with jitter
-    max_backoff_s: float = 60.0  # cap on one wait, Retry-After included
-    price_per_1m_input: float = 0.0  # USD per 1M prompt tokens
-    price_per_1m_output: float = 0.0  # USD per 1M completion tokens
-    temperature: float | None = 0.0  # None: omit (models that refuse the parameter)
-    max_tokens: int = 1024  # cap on completion tokens per call; tasks ask for less when enough
-    max_tokens_field: str = "max_tokens"  # "max_completion_tokens" for OpenAI reasoning models
-    extra_body: dict | None = None  # provider extras, e.g. {enable_thinking: false} for Qwen3
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> "OpenAISettings":
-        """Strict: an unknown key is an error (a typo must not silently fall back to a default)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known - _NON_BACKEND_KEYS)
-        if unknown:
-            raise JudgeError(f"unknown judge config keys for an openai backend: {unknown}; known: {sorted(known)}")
-        return cls(**{k: v for k, v in cfg.items() if k in known})
+def _from_env(names: Mapping[str, str] | None, key: str) -> dict[str, str]:
+    """{name: value of the environment variable it names}; a missing variable is one clear error."""
+    values = {}
+    for name, variable in (names or {}).items():
+        value = os.environ.get(str(variable))
+        if not value:
+            raise JudgeError(f"{key}.{name} names the environment variable {variable}, which is not set; "
+                             f"export {variable}=... before starting")
+        values[str(name)] = value
+    return values
 
 
 def estimate_tokens(messages: Sequence[Message]) -> int:
@@ -123,19 +102,22 @@ class OpenAIBackend:
                     f"(named by judge.api_key_env)"
                 )
             key = "EMPTY"  # local servers ignore it; the client refuses an empty key
+        headers = _from_env(settings.headers_env, "judge.headers_env")
+        self._extra_body = {**(settings.extra_body or {}), **_from_env(settings.extra_body_env, "judge.extra_body_env")}
         # The key lives only inside this factory's closure and the clients it builds.
         # The aiohttp transport (openai[aiohttp]) costs less CPU per request than the default httpx
         # one: with 16 responses arriving at once on one event loop, that is the difference between
         # 0.895 and 0.933 of the ideal throughput in benchmarks/judge_throughput.py.
         self._clients = LoopLocal(lambda: openai.AsyncOpenAI(
             base_url=settings.base_url, api_key=key, timeout=settings.timeout_s, max_retries=0,
-            http_client=openai.DefaultAioHttpClient(timeout=settings.timeout_s)))
+            default_headers=headers or None, http_client=openai.DefaultAioHttpClient(timeout=settings.timeout_s)))
         self._limiter = RateLimiter(settings.concurrency, settings.rpm, settings.tpm)
         self._usage = Usage()
         self._rng = random.Random(seed)
         suffix = "" if settings.temperature == 0 else f"#temperature={settings.temperature}"
-        if settings.extra_body:
-            suffix += "#extra=" + ",".join(f"{k}={settings.extra_body[k]}" for k in sorted(settings.extra_body))
+        if self._extra_body:  # a digest: the values may be secrets and must not reach the cache file
+            suffix += "#extra=" + hashlib.sha256(json.dumps(self._extra_body, sort_keys=True, default=str)
+                                                 .encode()).hexdigest()[:16]
         self.identity = f"openai:{settings.model}@{settings.base_url}{suffix}"
         self.max_tokens_cap = settings.max_tokens
 
@@ -163,8 +145,8 @@ class OpenAIBackend:
                                    self.settings.max_tokens_field: max_tokens}
         if self.settings.temperature is not None:
             request["temperature"] = self.settings.temperature
-        if self.settings.extra_body:
-            request.update(self.settings.extra_body)
+        if self._extra_body:
+            request.update(self._extra_body)
         return request
 
     async def chat(self, messages: Sequence[Message], max_tokens: int) -> ChatResult:

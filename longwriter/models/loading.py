@@ -90,11 +90,16 @@ def _convert_gguf(cfg: Mapping[str, Any], target: Path) -> None:
     config.pad_token_id = tokenizer.pad_token_id
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(gguf_model.state_dict())
-    plain.generation_config.eos_token_id = tokenizer.eos_token_id
-    plain.generation_config.pad_token_id = tokenizer.pad_token_id
+    _save_model(plain, tokenizer, target)
+
+
+def _save_model(model: Any, tokenizer: Any, target: Path) -> None:
+    """Save model and tokenizer to `target` atomically, with generation stopping at the tokenizer's eos/pad."""
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
 
     def save(tmp: Path) -> None:
-        plain.save_pretrained(tmp)
+        model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
 
     _atomic_save(target, save)
@@ -121,26 +126,16 @@ def _build_random(cfg: Mapping[str, Any], cache_dir: Path, target: Path) -> None
     )
     torch.manual_seed(int(_get(cfg, "seed", 0)))
     model = LlamaForCausalLM(config)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-
-    def save(tmp: Path) -> None:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-
-    _atomic_save(target, save)
+    _save_model(model, tokenizer, target)
 
 
 def _load_model_cfg(name: str) -> dict:
     """Read conf/model/<name>.yaml (used when one model config refers to another by name)."""
     from omegaconf import OmegaConf
 
-    from longwriter.paths import CONF_DIR
+    from longwriter.config_tools import load_preset
 
-    path = CONF_DIR / "model" / f"{name}.yaml"
-    if not path.exists():
-        raise ModelLoadError(f"no model config {path}; choose one of {sorted(p.stem for p in path.parent.glob('*.yaml'))}")
-    return OmegaConf.to_container(OmegaConf.load(path))
+    return OmegaConf.to_container(load_preset("model", name, what="model config", error=ModelLoadError))
 
 
 def _cache_key(cfg: Mapping[str, Any]) -> str:
@@ -171,6 +166,10 @@ def resolve_model_path(cfg: Mapping[str, Any], cache_dir: str | os.PathLike) -> 
             raise ModelLoadError(f"model {name!r} has source=hub but no model.hub_id")
         if Path(hub_id).is_dir():
             return str(Path(hub_id).resolve())
+        if str(hub_id).startswith(("/", "./", "../", "~")) or Path(str(hub_id)).expanduser().exists():
+            raise ModelLoadError(
+                f"model.hub_id={hub_id} looks like a local path, but there is no folder there; pass an existing "
+                f"folder holding the model's config.json and weights, or a Hugging Face repo id (owner/name)")
         from transformers import AutoConfig
 
         try:

@@ -8,10 +8,15 @@ clipped to [0, 1]. Words are counted as LongBench-Write's code does (`longwriter
 ASCII-letter words plus CJK ideographs), or by the convention named in the `word_count` option,
 on the answer part when the recipe's template is think/no_think.
 
-L_max is an absolute word count (the paper uses one fixed cap for every sample), default 12000:
-the largest upper bound the length-range predictor may return (DESIGN 5), so the reward reaches
-0 exactly where no target can reach. When a sample's L_upper >= L_max the decay has no room and
-any length above L_upper gets 0 (a hard cap).
+L_max is either
+  absolute (`l_max`, words; the paper's one fixed cap for every sample), default 12000: the largest
+    upper bound the length-range predictor may return (DESIGN 5), so the reward reaches 0 exactly
+    where no target can reach. At the lengths a CPU run produces this side is almost flat (a
+    200-word answer to a 60-100-word request still earns 0.99), so over-length costs nothing; or
+  relative (`l_max_ratio`, set => it replaces `l_max`): L_max = l_max_ratio * L_upper per sample,
+    so writing twice the upper bound (ratio 2) earns 0 whatever the request. The CPU default
+    (conf/reward/length.yaml) uses this one; the repro presets keep the paper's absolute cap.
+When a sample's L_upper >= L_max the decay has no room and any length above L_upper gets 0 (a hard cap).
 """
 
 from __future__ import annotations
@@ -45,14 +50,20 @@ def length_reward(words: int, lower: int, upper: int, l_max: float) -> float:
 
 @dataclass
 class LengthConfig:
-    """l_max: absolute cap in words where the over-length reward reaches 0 (see module doc);
+    """Where the over-length reward reaches 0 (see module doc): `l_max` words (absolute), or
+    `l_max_ratio` * each sample's upper bound (relative; when set it replaces `l_max`);
     word_count: a `longwriter.text.WORD_COUNTS` convention (LongBench-Write's by default)."""
 
     l_max: float = float(MAX_WORDS)
+    l_max_ratio: float | None = None
     word_count: str = DEFAULT_WORD_COUNT
 
     def __post_init__(self) -> None:
         check_word_count(self.word_count)
+
+    def cap(self, upper: int) -> float:
+        """L_max for a sample whose range ends at `upper` words."""
+        return self.l_max if self.l_max_ratio is None else self.l_max_ratio * upper
 
 
 @register_component("length")
@@ -64,6 +75,10 @@ class LengthComponent:
         self.prompt_template = check_template(prompt_template)
         if self.config.l_max <= 0:
             raise ValueError(f"length: l_max must be positive, got {self.config.l_max}")
+        ratio = self.config.l_max_ratio
+        if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or ratio <= 1):
+            raise ValueError(f"length: l_max_ratio must be a number > 1 (the cap is l_max_ratio * L_upper) "
+                             f"or null for the absolute l_max, got {ratio!r}")
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any], ctx: BuildContext) -> "LengthComponent":
@@ -85,7 +100,7 @@ class LengthComponent:
                 continue
             lower, upper = length_range
             applicable[i] = True
-            rewards[i] = length_reward(int(words[i]), lower, upper, self.config.l_max)
+            rewards[i] = length_reward(int(words[i]), lower, upper, self.config.cap(upper))
             below[i], above[i] = words[i] < lower, words[i] > upper
         metrics = {
             "length/words/mean": nanmean(words),

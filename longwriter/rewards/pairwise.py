@@ -14,6 +14,12 @@ silently a win or a loss: `unknown` = "neutral" (default: NaN, i.e. zero advanta
 group), "tie" or "loss", and judge/unknown_rate counts it. A sample without references gets NaN,
 counted in judge/no_reference_rate.
 
+Position-bias monitor (reward hacking through the judge's order preference): with a single-order
+position, `swap_check_fraction` of the judged completions (sampled, seeded) are judged once more in
+the other order; that extra verdict never changes the reward. judge/swap_disagreement is the share
+of checked pairs (both orders known) whose outcomes differ; judge/swap_checked counts them. With
+position=swap every comparison is checked and judge/swap_disagreement = judge/position_disagreement.
+
 After the verdicts, a TRAINING batch reports wins to the curriculum (only completions with a
 known verdict; ties do not move levels); validation batches never touch it by default.
 
@@ -33,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import random
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Sequence
 
@@ -79,7 +86,8 @@ def combine_orders(outcomes: Sequence[Outcome | None], swap_partial: str = "unkn
 class PairwiseConfig:
     """position: disadvantage | advantage | swap; win/tie/loss: rewards; unknown: neutral | tie | loss;
     swap_partial: unknown | use_known; curriculum_rule: any | majority | per_response;
-    verdict_reading: last_marker | first_marker | public_code; validation_moves_levels: bool."""
+    verdict_reading: last_marker | first_marker | public_code; validation_moves_levels: bool;
+    swap_check_fraction / swap_check_seed: the sampled position-bias monitor (module doc)."""
 
     position: str = "disadvantage"
     win: float = 1.0
@@ -90,8 +98,12 @@ class PairwiseConfig:
     curriculum_rule: str = "any"
     verdict_reading: str = "last_marker"
     validation_moves_levels: bool = False
+    swap_check_fraction: float = 0.0
+    swap_check_seed: int = 0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= float(self.swap_check_fraction) <= 1.0:
+            raise ValueError(f"pairwise: swap_check_fraction must be in [0, 1], got {self.swap_check_fraction}")
         for name, value, allowed in (("position", self.position, tuple(POSITIONS)),
                                      ("verdict_reading", self.verdict_reading, VERDICT_READINGS),
                                      ("unknown", self.unknown, UNKNOWN_POLICIES),
@@ -111,6 +123,7 @@ class PairwiseComponent:
         self.config = config or PairwiseConfig()
         self.curriculum = curriculum
         self.prompt_template = check_template(prompt_template)
+        self._swap_rng = random.Random(self.config.swap_check_seed)
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any], ctx: BuildContext) -> "PairwiseComponent":
@@ -132,28 +145,48 @@ class PairwiseComponent:
         first, second = (answer, reference) if response_first else (reference, answer)
         return await self.judge.compare(sample.user_prompt, sample.criteria, first, second)
 
-    async def _outcomes(self, batch: RolloutBatch, levels: list[int]) -> tuple[list[Outcome | None], list[bool | None]]:
-        """Outcome per completion (None = unknown or no reference) and whether the orders disagreed."""
+    def _swap_checked(self, judged: list[int]) -> set[int]:
+        """Completions judged a second time in the other order (single-order positions only)."""
+        fraction = float(self.config.swap_check_fraction)
+        if self.config.position == "swap" or fraction <= 0 or not judged:
+            return set()
+        k = max(1, round(fraction * len(judged)))
+        return set(self._swap_rng.sample(judged, min(k, len(judged))))
+
+    async def _outcomes(self, batch: RolloutBatch, levels: list[int]
+                        ) -> tuple[list[Outcome | None], list[bool | None], list[bool]]:
+        """Outcome per completion (None = unknown or no reference), whether the two orders disagreed
+        (None when not measured), and the sampled swap checks' disagreements (both orders known)."""
         orders = POSITIONS[self.config.position]
+        judged = [i for i, s in enumerate(batch.samples) if s.references]
+        checked = self._swap_checked(judged)
         calls, owners = [], []
-        for i, (sample, completion) in enumerate(zip(batch.samples, batch.completions)):
-            if not sample.references:
-                continue
-            answer = answer_part(completion, self.prompt_template)
-            for response_first in orders:
-                calls.append(self._compare(sample, answer, sample.references[levels[i]], response_first))
-                owners.append((i, response_first))
+        for i in judged:
+            sample = batch.samples[i]
+            answer = answer_part(batch.completions[i], self.prompt_template)
+            reference = sample.references[levels[i]]
+            extra = (not orders[0],) if i in checked else ()
+            for response_first in (*orders, *extra):
+                calls.append(self._compare(sample, answer, reference, response_first))
+                owners.append((i, response_first, bool(extra) and response_first == extra[0]))
         judgements = await asyncio.gather(*calls)  # every judge call of the batch runs concurrently
         per_completion: dict[int, list[Outcome | None]] = {}
-        for (i, response_first), judgement in zip(owners, judgements):
-            per_completion.setdefault(i, []).append(response_outcome(self._verdict(judgement), response_first))
+        check_outcome: dict[int, Outcome | None] = {}
+        for (i, response_first, is_check), judgement in zip(owners, judgements):
+            outcome = response_outcome(self._verdict(judgement), response_first)
+            if is_check:
+                check_outcome[i] = outcome
+            else:
+                per_completion.setdefault(i, []).append(outcome)
         outcomes: list[Outcome | None] = [None] * len(batch)
         disagreed: list[bool | None] = [None] * len(batch)
         for i, order_outcomes in per_completion.items():
             outcomes[i], disagreed[i] = combine_orders(order_outcomes, self.config.swap_partial)
             if len(order_outcomes) == 2 and None in order_outcomes:
                 disagreed[i] = None  # only comparisons with both orders known measure position bias
-        return outcomes, disagreed
+        checks = [per_completion[i][0] != check_outcome[i] for i in check_outcome
+                  if per_completion[i][0] is not None and check_outcome[i] is not None]
+        return outcomes, disagreed, checks
 
     def _verdict(self, judgement: PairwiseJudgement) -> str | None:
         """The judgement's verdict, re-read from its reply text under `verdict_reading` if asked."""
@@ -169,12 +202,20 @@ class PairwiseComponent:
 
     async def score(self, batch: RolloutBatch) -> ComponentScores:
         levels = self._levels(batch)
-        outcomes, disagreed = await self._outcomes(batch, levels)
+        outcomes, disagreed, checks = await self._outcomes(batch, levels)
         has_ref = np.array([bool(s.references) for s in batch.samples], dtype=bool)
         rewards = np.array([self._reward(o) if has_ref[i] else math.nan for i, o in enumerate(outcomes)])
         metrics = self._metrics(batch, outcomes, disagreed, has_ref, levels)
+        if self.config.position == "swap":
+            checks = [d for d in disagreed if d is not None]
+        if self.config.position == "swap" or self.config.swap_check_fraction > 0:
+            metrics["judge/swap_checked"] = float(len(checks))
+            metrics["judge/swap_disagreement"] = rate(checks)
         if self.curriculum is not None and (batch.training or self.config.validation_moves_levels):
             metrics["curriculum/moved"] = float(len(self._report(batch, outcomes, has_ref)))
+            stored = self.curriculum.snapshot()  # every training sample once the engine registered them
+            if stored:
+                metrics["curriculum/level/mean_all"] = float(np.mean(list(stored.values())))
         return ComponentScores(rewards, metrics)
 
     def _report(self, batch: RolloutBatch, outcomes: list[Outcome | None], has_ref: np.ndarray) -> dict[str, int]:

@@ -21,8 +21,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from longwriter.advantages import COMBINERS, DEFAULT_COMBINE, DEFAULT_EPS, combine_advantages, weighted_reward_sum
-from longwriter.prompting import apply_prompt_template, check_template
+from longwriter.config_tools import plain
+from longwriter.prompting import answer_part, apply_prompt_template, check_template
 from longwriter.rewards.base import BuildContext, RewardComponent, RolloutBatch, get_component_factory, nanmean, rate
+from longwriter.rewards.monitors import batch_monitors
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +75,10 @@ class Recipe:
         """The sample's messages with this recipe's prompt template applied."""
         return apply_prompt_template(messages, self.prompt_template)
 
+    def answers(self, completions: list[str]) -> list[str]:
+        """The answer part of each completion under this recipe's template (what is measured)."""
+        return [answer_part(c, self.prompt_template) for c in completions]
+
     async def score(self, batch: RolloutBatch) -> RecipeScores:
         """Score a batch with every component concurrently (judge calls of all components overlap)."""
         results = await asyncio.gather(*(c.component.score(batch) for c in self.components))
@@ -89,6 +95,7 @@ class Recipe:
             metrics[f"reward/{entry.name}/unknown_rate"] = rate(np.isnan(values))
         total = weighted_reward_sum(rewards, self.weights)
         metrics["reward/total/mean"] = nanmean(total)
+        metrics.update(batch_monitors(batch.samples, self.answers(batch.completions)))
         return RecipeScores(rewards, total, metrics)
 
     def advantages(self, scores: RecipeScores, group_index: np.ndarray) -> np.ndarray:
@@ -96,23 +103,12 @@ class Recipe:
         return combine_advantages(scores.rewards, self.weights, group_index, self.combine, self.eps)
 
 
-def _plain(cfg: Any) -> dict[str, Any]:
-    """A plain dict from a dict or an OmegaConf DictConfig (resolved)."""
-    from omegaconf import DictConfig, OmegaConf
-
-    if isinstance(cfg, DictConfig):
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    if not isinstance(cfg, Mapping):
-        raise TypeError(f"reward config must be a mapping, got {type(cfg).__name__}")
-    return dict(cfg)
-
-
 def build_recipe(reward_cfg: Mapping[str, Any], *, pairwise_judge: Any = None, pointwise_judge: Any = None,
                  curriculum: Any = None, reward_model: Any = None) -> Recipe:
     """Build a `Recipe` from a reward config (see module doc); judges, curriculum and RM are passed in."""
     import longwriter.rewards  # noqa: F401  (registers the built-in components)
 
-    cfg = _plain(reward_cfg)
+    cfg = plain(reward_cfg)
     name = str(cfg.get("name", "recipe"))
     unknown = sorted(set(cfg) - _RECIPE_KEYS)
     if unknown:

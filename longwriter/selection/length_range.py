@@ -16,8 +16,10 @@ import logging
 from omegaconf import DictConfig
 
 from longwriter.data.schema import Sample
-from longwriter.selection.common import build_backend, gather_per_sample, judge_usage_metrics, run_with_backend
+from longwriter.judges.lifecycle import run_with_judge
+from longwriter.selection.judging import build_backend, gather_per_sample
 from longwriter.selection.report import SelectionReport, drop_counts, reporting_strategy, stats
+from longwriter.tracking.judge_usage import usage_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ def select_by_length_range(samples: list[Sample], cfg: DictConfig) -> SelectionR
     async def work():
         return await gather_per_sample([task.predict(s.prompt) for s in todo], desc="length ranges")
 
-    predictions = dict(zip((s.id for s in todo), run_with_backend(backend, work))) if todo else {}
+    predictions = dict(zip((s.id for s in todo), run_with_judge(backend, work))) if todo else {}
     kept, rows = [], []
     for sample in samples:
         prediction = predictions.get(sample.id)
@@ -62,5 +64,5 @@ def select_by_length_range(samples: list[Sample], cfg: DictConfig) -> SelectionR
     metrics = {"length_range/predicted": float(len(todo)), "length_range/kept_existing": float(len(samples) - len(todo)),
                **stats("length_range/lower", [lo for lo, _ in ranges]),
                **stats("length_range/upper", [hi for _, hi in ranges]),
-               **judge_usage_metrics(backend)}
+               **usage_metrics(backend)}
     return SelectionReport(kept, drop_counts(rows), rows, metrics)

@@ -25,17 +25,11 @@ from typing import Any, Sequence
 from omegaconf import DictConfig
 
 from longwriter.data.schema import Sample
-from longwriter.selection.common import (
-    GenerationOptions,
-    build_backend,
-    gather_per_sample,
-    generate,
-    judge_usage_metrics,
-    order_by_score,
-    run_with_backend,
-    score_texts,
-)
+from longwriter.generation import GenerationOptions, generate_answers
+from longwriter.judges.lifecycle import run_with_judge
+from longwriter.selection.judging import build_backend, gather_per_sample, order_by_score, score_texts
 from longwriter.selection.report import SelectionReport, drop_counts, reporting_strategy, stats
+from longwriter.tracking.judge_usage import usage_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +93,7 @@ def _score_all(backend: Any, samples: list[Sample], responses: list[str]) -> lis
         calls = [score_texts(task, s, [r, *s.references]) for s, r in zip(samples, responses)]
         return await gather_per_sample(calls, desc="judging (margin)")
 
-    return run_with_backend(backend, work)
+    return run_with_judge(backend, work)
 
 
 def _apply_scores(sample: Sample, response: str, scores: list[float | None], order: bool, set_level: bool
@@ -137,7 +131,7 @@ def select_by_margin(samples: list[Sample], cfg: DictConfig) -> SelectionReport:
     if judged:
         options = GenerationOptions.from_config(sel.generation, "data_selection.generation")
         backend = build_backend(cfg)  # an API judge is checked before the policy generates
-        responses, gen_stats = generate(judged, _policy_path(cfg), options, cache_path=sel.get("generation_cache"),
+        responses, gen_stats = generate_answers(judged, _policy_path(cfg), options, cache_path=sel.get("generation_cache"),
                                         dtype=str(cfg.model.get("dtype", "float32")))
         all_scores = _score_all(backend, judged, responses)
     by_id = {s.id: (r, sc) for s, r, sc in zip(judged, responses, all_scores)}
@@ -174,5 +168,5 @@ def select_by_margin(samples: list[Sample], cfg: DictConfig) -> SelectionReport:
     all_ref_scores = [x for r in rows for x in r.get("reference_scores", [])]
     metrics.update(stats("reference_score", all_ref_scores))
     if backend is not None:
-        metrics.update(judge_usage_metrics(backend))
+        metrics.update(usage_metrics(backend))
     return SelectionReport(kept, drop_counts(rows), rows, metrics)

@@ -1,10 +1,17 @@
-"""Judge accounting as per-step metrics: cache hit rate, requests, tokens, cost, failures."""
+"""Judge accounting as metrics: run totals (`usage_metrics`) and per-step deltas (`JudgeUsageTracker`)."""
 
 from __future__ import annotations
 
 import copy
 
 from longwriter.judges.base import Usage
+
+
+def usage_metrics(backend, prefix: str = "judge") -> dict[str, float]:
+    """A backend's running totals as `<prefix>/<counter>` metrics (evaluation, data selection, references)."""
+    usage = backend.usage()
+    return {f"{prefix}/{name}": float(getattr(usage, name)) for name in
+            ("requests", "cache_hits", "failures", "retries", "prompt_tokens", "completion_tokens", "cost_usd")}
 
 
 class JudgeUsageTracker:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,8 @@ STORAGE_TAG = "longwriter.sweep.storage"
 JOB_TAG = "longwriter.sweep.job_num"
 TRIAL_TAG = "longwriter.sweep.trial_number"
 ERROR_TAG = "longwriter.error"
+PID_TAG = "longwriter.sweep.pid"
+HOST_TAG = "longwriter.sweep.host"
 
 
 def sweep_parent_run_id(cfg: DictConfig) -> str | None:
@@ -86,15 +90,26 @@ class MlflowSweepCallback(Callback):
             _log_sweep_params(client, run_id, config)
             logger.info("MLflow parent run %s created for study %s", run_id, study)
         else:
+            mark_stale_trials(client, experiment_id, run_id, study, storage)
             client.update_run(run_id, status="RUNNING")
             logger.info("study %s resumes: reusing MLflow parent run %s", study, run_id)
+        client.set_tag(run_id, PID_TAG, str(os.getpid()))
+        client.set_tag(run_id, HOST_TAG, socket.gethostname())
         sweep_dir = Path(str(config.hydra.sweep.dir))
         client.log_text(run_id, OmegaConf.to_yaml(_sweep_summary(config)), f"sweep/{sweep_dir.name}.yaml")
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / PARENT_FILE).write_text(json.dumps({"run_id": run_id, "experiment_id": experiment_id,
                                                           "study": study, "storage": storage}))
-        self._open = {"client": client, "run_id": run_id, "study": study, "storage": storage}
+        self._open = {"client": client, "run_id": run_id, "study": study, "storage": storage, "trial": None,
+                      "run_file": None}
         atexit.register(self._finish, "FAILED")
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Remember this process's running trial, so that a sweep stopped by a signal fails it."""
+        if self._open is None:
+            return
+        self._open["trial"] = running_trial_number(self._open, list(config.hydra.overrides.task))
+        self._open["run_file"] = Path(str(config.hydra.runtime.output_dir)) / RUN_INFO_FILE
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         from mlflow import MlflowClient
@@ -114,13 +129,15 @@ class MlflowSweepCallback(Callback):
             return
         client.set_tag(run_id, STUDY_TAG, parent["study"])
         client.set_tag(run_id, JOB_TAG, str(config.hydra.job.num))
-        trial = _running_trial_number(parent, list(config.hydra.overrides.task))
+        trial = running_trial_number(parent, list(config.hydra.overrides.task))
         if trial is not None:
             client.set_tag(run_id, TRIAL_TAG, str(trial))
         if failed:
             error = job_return._return_value  # the `return_value` property re-raises it
             client.set_tag(run_id, ERROR_TAG, f"{type(error).__name__}: {error}"[:5000])
             client.set_terminated(run_id, "FAILED")
+        if self._open is not None:
+            self._open["trial"] = self._open["run_file"] = None  # the sweeper records this trial itself
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._finish("FINISHED")
@@ -130,9 +147,68 @@ class MlflowSweepCallback(Callback):
             return
         parent, self._open = self._open, None
         try:
+            if status == "FAILED":  # the sweep is dying (signal, error): its running trial dies with it
+                _fail_interrupted_trial(parent)
             _log_study_results(parent["client"], parent["run_id"], parent["study"], parent["storage"])
         finally:
             parent["client"].set_terminated(parent["run_id"], status)
+
+
+def _fail_interrupted_trial(parent: dict[str, Any]) -> None:
+    import optuna
+
+    reason = "the sweep process stopped (signal or error) while this trial ran"
+    if parent.get("trial") is not None:
+        study = optuna.load_study(study_name=parent["study"], storage=parent["storage"])
+        study.tell(parent["trial"], state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+    run_file = parent.get("run_file")
+    if run_file is not None and run_file.exists():
+        run_id = json.loads(run_file.read_text())["run_id"]
+        run = parent["client"].get_run(run_id)
+        if run.info.status == "RUNNING":
+            parent["client"].set_tag(run_id, ERROR_TAG, reason)
+            parent["client"].set_terminated(run_id, "FAILED")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def mark_stale_trials(client, experiment_id: str, parent_run_id: str, study_name: str, storage: str) -> int:
+    """When a study resumes, trials left RUNNING by a sweep process that is gone (SIGKILL, power loss)
+    are marked FAIL in Optuna and their MLflow child runs FAILED. Nothing is marked while the parent's
+    recorded process is still alive on this host (another invocation of the same study is running).
+    Returns how many trials were marked."""
+    import optuna
+
+    parent = client.get_run(parent_run_id)
+    pid, host = parent.data.tags.get(PID_TAG), parent.data.tags.get(HOST_TAG)
+    if parent.info.status == "RUNNING" and pid and int(pid) != os.getpid():
+        if host != socket.gethostname() or _pid_alive(int(pid)):
+            logger.warning("study %s: its sweep process %s on %s may still be running; leaving its RUNNING trials "
+                           "as they are", study_name, pid, host)
+            return 0
+    reason = ("stale: the sweep process died (e.g. SIGKILL) while this trial ran; marked FAILED when the study "
+              "was resumed")
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    stale = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    for trial in stale:
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+    children = client.search_runs([experiment_id], filter_string=(
+        f"tags.`mlflow.parentRunId` = '{parent_run_id}' AND attributes.status = 'RUNNING'"), max_results=1000)
+    for run in children:
+        client.set_tag(run.info.run_id, ERROR_TAG, reason)
+        client.set_terminated(run.info.run_id, "FAILED")
+    if stale or children:
+        logger.warning("study %s: marked %d stale trial(s) FAIL and %d MLflow run(s) FAILED (their sweep process "
+                       "died)", study_name, len(stale), len(children))
+    return len(stale)
 
 
 def _check_objective(config: DictConfig) -> None:
@@ -144,7 +220,7 @@ def _check_objective(config: DictConfig) -> None:
                           f"{len(metrics)} ({metrics}); give one direction per objective metric")
 
 
-def _running_trial_number(parent: dict[str, str], overrides: list[str]) -> int | None:
+def running_trial_number(parent: dict[str, str], overrides: list[str]) -> int | None:
     """The Optuna trial this job ran: the running trial whose params are among the job's overrides
     (the sweeper writes each param as `name=value`; it tells the result only after the job ends)."""
     import optuna
@@ -223,7 +299,9 @@ def _log_study_results(client, run_id: str, study_name: str, storage: str) -> No
 
 
 def _run_name(config: DictConfig) -> str:
+    from longwriter.run_names import job_run_name
+
     try:
-        return str(config.run_name)
+        return job_run_name(config, config.hydra)
     except Exception:  # the name's own interpolation may be what failed
         return f"trial-{config.hydra.job.num}"

@@ -10,11 +10,10 @@ from pathlib import Path
 
 from transformers import ProgressCallback, TrainerCallback
 
+from longwriter.curriculum import CURRICULUM_FILE
 from longwriter.tracking.mlflow_run import log_metrics
 
 logger = logging.getLogger(__name__)
-
-CURRICULUM_FILE = "curriculum.json"
 
 # TRL's names -> the project's `section/name/stat` names. TRL's own "reward" columns are dropped:
 # the trainer feeds TRL the final advantage as its only reward, so they would be mislabelled.
@@ -40,6 +39,15 @@ _PROGRESS_EXTRAS = [
     ("curriculum/level/mean", "level", ".2f"),
     ("format/valid_rate", "format", ".2f"),
 ]
+
+
+def _number(value, fmt: str) -> str:
+    """A metric for the progress line; None or NaN (no verdict this step) reads `n/a`."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "n/a"
+    return "n/a" if number != number else format(number, fmt)
 
 
 def rename_trl_metrics(logs: dict[str, float]) -> dict[str, float]:
@@ -96,13 +104,14 @@ class MlflowProgressCallback(TrainerCallback):
         self.history.append(metrics)
         done = state.global_step - self._first_step
         elapsed = time.perf_counter() - self._train_start
-        eta = elapsed / max(done, 1) * (state.max_steps - state.global_step)
+        eta = elapsed / max(done, 1) * max(0, state.max_steps - state.global_step)
         extras = "".join(
-            f" | {label} {metrics[key]:{fmt}}" for key, label, fmt in _PROGRESS_EXTRAS if metrics.get(key) is not None
+            f" | {label} {_number(metrics[key], fmt)}" for key, label, fmt in _PROGRESS_EXTRAS
+            if metrics.get(key) is not None
         )
         logger.info(
-            "step %d/%d | reward %.3f%s | gen %.1fs reward %.1fs update %.1fs | ETA %s",
-            state.global_step, state.max_steps, metrics.get("reward/total/mean", float("nan")), extras,
+            "step %d/%d | reward %s%s | gen %.1fs reward %.1fs update %.1fs | ETA %s",
+            state.global_step, state.max_steps, _number(metrics.get("reward/total/mean"), ".3f"), extras,
             gen, reward, metrics["timing/update_s"], time.strftime("%H:%M:%S", time.gmtime(eta)),
         )
 

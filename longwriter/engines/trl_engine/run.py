@@ -11,10 +11,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from longwriter.curriculum import CURRICULUM_FILE
+
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 FINAL_MODEL_DIR = "final_model"
+LENGTHS_FILE = "rollout_lengths.jsonl"  # per-step word counts and targets, drawn by longwriter.tracking.plots
 
 
 def _grpo_config(cfg: DictConfig, output_dir: Path, precision: str = "fp32"):
@@ -97,14 +100,26 @@ def _train_dataset(samples, recipe, tokenizer, max_prompt_length: int | None):
 
 
 def _restore_curriculum(curriculum, checkpoint: str | None) -> None:
-    from longwriter.engines.trl_engine.callbacks import CURRICULUM_FILE
-
     if curriculum is None or checkpoint is None:
         return
     saved = Path(checkpoint) / CURRICULUM_FILE
     if saved.exists():
         curriculum.import_json(saved)
         logger.info("curriculum levels restored from %s", saved)
+
+
+def _log_plots(lengths_file: Path) -> None:
+    """The run's pictures (rewards, lengths over targets, monitors, curriculum, verdicts) as PNGs."""
+    import mlflow
+
+    from longwriter.tracking.plots import LENGTHS_ARTIFACT, log_run_plots, read_lengths
+
+    lengths = None
+    if lengths_file.exists():
+        text = lengths_file.read_text(encoding="utf-8")
+        mlflow.log_text(text, LENGTHS_ARTIFACT)
+        lengths = read_lengths(text)
+    log_run_plots(mlflow.active_run().info.run_id, lengths)
 
 
 def build_trainer(cfg: DictConfig, output_dir: Path, model_path: str, samples, setup, loop, callbacks=()):
@@ -135,6 +150,7 @@ def build_trainer(cfg: DictConfig, output_dir: Path, model_path: str, samples, s
         loop=loop,
         judge_backend=setup.judge_backend,
         precision=precision,
+        lengths_path=output_dir / LENGTHS_FILE,
     )
 
 
@@ -150,10 +166,13 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
         QuietProgressBar,
     )
     from longwriter.models import resolve_model_path
-    from longwriter.pipeline import build_reward_setup, load_training_samples
+    from longwriter.pipeline import build_reward_setup, component_types, load_training_samples
+    from longwriter.resume import log_resume
     from longwriter.tracking.mlflow_run import mlflow_run
     from longwriter.tracking.objective import log_objective, run_objective
+    from longwriter.tracking.run_summary import print_run_summary
     from longwriter.tracking.sweep_callback import sweep_parent_run_id
+    from longwriter.training_guards import UnknownVerdictStreak, check_judge, judge_endpoint, require_references
 
     output_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = None
@@ -165,17 +184,27 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
 
     model_path = resolve_model_path(cfg.model, cfg.paths.cache_dir)
     samples = load_training_samples(cfg)
+    require_references(component_types(cfg.reward).values(), samples, str(cfg.data.name))
     setup = build_reward_setup(cfg, output_dir)
     _restore_curriculum(setup.curriculum, checkpoint)
+    if setup.curriculum is not None:
+        setup.curriculum.register(samples)  # so curriculum/level/mean_all covers every training sample
 
     loop = BackgroundLoop()
     trainer = None
     progress = MlflowProgressCallback(lambda: trainer, cfg.engine.sample_every, cfg.engine.num_samples_logged)
     try:
-        with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), parent_run_id=sweep_parent_run_id(cfg)):
+        check_judge(setup.judge_backend, loop)
+        resuming = bool(cfg.get("resume_from"))
+        with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), parent_run_id=sweep_parent_run_id(cfg),
+                        resume=resuming) as run:
+            if resuming:
+                log_resume(cfg, run.info.run_id, output_dir, checkpoint)
             mlflow.set_tags({"engine": "trl", "reward": str(cfg.reward.name), "model": str(cfg.model.name)})
             trainer = build_trainer(cfg, output_dir, model_path, samples, setup, loop,
                                     callbacks=[progress, CurriculumCheckpointCallback(setup.curriculum)])
+            trainer.unknown_streak = UnknownVerdictStreak(cfg.get("stop_after_unknown_steps"),
+                                                          judge_endpoint(setup.judge_backend))
             # Keep the progress bar but not its dump of every raw TRL log dict: our callback prints
             # one readable line per step (time split and ETA).
             trainer.remove_callback(ProgressCallback)
@@ -187,8 +216,8 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
             final_dir = output_dir / FINAL_MODEL_DIR
             trainer.save_model(str(final_dir))
             if setup.curriculum is not None:
-                setup.curriculum.export_json(final_dir / "curriculum.json")
-                mlflow.log_artifact(str(final_dir / "curriculum.json"), "curriculum")
+                setup.curriculum.export_json(final_dir / CURRICULUM_FILE)
+                mlflow.log_artifact(str(final_dir / CURRICULUM_FILE), "curriculum")
             mlflow.set_tag("final_model_path", str(final_dir))
             mlflow.log_text(str(final_dir) + "\n", "final_model_path.txt")
             if cfg.get("eval") and cfg.eval.at_end:  # evaluate the final model into this run
@@ -196,7 +225,10 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
                 evaluate_in_training(cfg, str(final_dir), step=trainer.state.global_step, label="eval/final")
             objective = run_objective(mlflow.active_run().info.run_id, cfg.get("objective"))
             log_objective(objective, cfg.get("objective"))
+            _log_plots(output_dir / LENGTHS_FILE)
             logger.info("final model saved to %s; objective %s", final_dir, objective)
+            if trainer.accelerator.is_main_process:
+                print_run_summary(mlflow.active_run(), final_dir)
             return objective
     finally:
         # Close the judge's HTTP session on the loop that opened it (no "unclosed session" at exit).

@@ -16,10 +16,12 @@ processes times the group size, or use the verl engine, which commits levels onc
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +34,7 @@ from longwriter.data.schema import Sample
 from longwriter.engines.trl_engine import cpu_logprobs
 from longwriter.engines.trl_engine.generation_copy import GenerationCopy
 from longwriter.rewards import RolloutBatch
+from longwriter.rewards.monitors import length_record
 from longwriter.tracking.judge_usage import JudgeUsageTracker
 
 logger = logging.getLogger(__name__)
@@ -84,8 +87,10 @@ class LongwriterGRPOTrainer(GRPOTrainer):
     generation_copy.py) and a bf16 reference model (it only ever runs forward, under autocast)."""
 
     def __init__(self, *args, recipe, samples_by_id: dict[str, Sample], loop, judge_backend=None,
-                 precision: str = "fp32", **kwargs):
+                 precision: str = "fp32", unknown_streak=None, lengths_path: Path | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.unknown_streak = unknown_streak  # longwriter.training_guards.UnknownVerdictStreak
+        self.lengths_path = lengths_path  # one JSON line per training step: word counts and targets (plots)
         self.precision = precision
         self.generation_copy = None
         # One process only: under DDP/FSDP/DeepSpeed the wrapped models are the engines' to cast and swap.
@@ -204,9 +209,16 @@ class LongwriterGRPOTrainer(GRPOTrainer):
             self.recipe.combine, self.recipe.eps,
         )
 
-        for name, value in {**scores.metrics, **self.judge_usage.step_metrics()}.items():
+        step_metrics = {**scores.metrics, **self.judge_usage.step_metrics()}
+        if self.unknown_streak is not None and mode == "train":  # raises past the limit: the run fails
+            step_metrics.update(self.unknown_streak.update(scores.metrics, self.state.global_step + 1))
+        for name, value in step_metrics.items():
             self._metrics[mode][name].append(float(value))
         self._metrics[mode]["timing/reward_s"].append(time.perf_counter() - start)
+        if mode == "train" and self.lengths_path is not None and self.accelerator.is_main_process:
+            record = length_record(self.state.global_step + 1, samples, self.recipe.answers(texts))
+            with open(self.lengths_path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
         self.last_rollout = {
             "step": self.state.global_step,
             "mode": mode,

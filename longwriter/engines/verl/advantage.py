@@ -37,6 +37,12 @@ class AdvantageInputs:
     def __len__(self) -> int:
         return len(next(iter(self.rewards.values()))) if self.rewards else 0
 
+    def select(self, rows: list[int]) -> "AdvantageInputs":
+        """The same inputs restricted to `rows` (e.g. without verl's padding rows)."""
+        index = np.asarray(rows, dtype=np.int64)
+        return AdvantageInputs({name: values[index] for name, values in self.rewards.items()}, self.weights,
+                               self.mode, self.eps)
+
     @classmethod
     def from_extra_infos(cls, infos: list[Mapping[str, Any] | None], recipe_cfg: Mapping[str, Any]) -> "AdvantageInputs":
         """From one `reward_extra_info` dict per row; a row or key that is missing counts as unknown."""

@@ -85,11 +85,13 @@ def longwriter_settings(cfg: DictConfig, inputs: VerlInputs) -> dict[str, Any]:
     curriculum = None
     if inputs.curriculum_path is not None:
         curriculum = {"actor": str(cfg.engine.curriculum_actor), "path": str(inputs.curriculum_path)}
+    judge_cache_dir = cfg.engine.get("judge_cache_dir")  # node-local: SQLite WAL fails across hosts
     return {
         "reward": _plain(cfg.reward),
         "judge": per_worker_judge(_plain(cfg.judge), int(cfg.engine.reward_workers)),
-        "cache_dir": str(cfg.paths.cache_dir),
+        "cache_dir": str(judge_cache_dir or cfg.paths.cache_dir),
         "curriculum": curriculum,
+        "allow_local_judge": bool(cfg.engine.get("allow_local_judge", False)),
     }
 
 

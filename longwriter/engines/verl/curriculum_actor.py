@@ -22,8 +22,6 @@ from longwriter.data.schema import Sample
 
 logger = logging.getLogger(__name__)
 
-CURRICULUM_FILE = "curriculum.json"
-
 
 class CurriculumActor:
     """Ray actor body (methods run one at a time, so staging and committing never interleave)."""

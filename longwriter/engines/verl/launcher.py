@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -83,12 +84,10 @@ def model_path(cfg: DictConfig, dry_run: bool) -> str:
 
 def stand_in_model(cfg: DictConfig) -> str:
     """The offline tiny model (conf/model/tiny_random.yaml), for validating a Hub model's config offline."""
-    from omegaconf import OmegaConf
-
+    from longwriter.config_tools import load_preset
     from longwriter.models import resolve_model_path
-    from longwriter.paths import CONF_DIR
 
-    return resolve_model_path(OmegaConf.load(CONF_DIR / "model" / "tiny_random.yaml"), cfg.paths.cache_dir)
+    return resolve_model_path(load_preset("model", "tiny_random"), cfg.paths.cache_dir)
 
 
 def prepare(cfg: DictConfig, output_dir: Path, dry_run: bool) -> tuple[DictConfig, VerlInputs, list]:
@@ -143,26 +142,86 @@ def run_verl(cfg: DictConfig) -> float | None:
     return run(cfg, resolve_output_dir(cfg))
 
 
+def start_ray(verl_cfg: DictConfig) -> None:
+    """ray.init with the arguments verl's run_ppo would use (so that it reuses this instance), early
+    enough to probe the plugin inside a worker before verl starts its own."""
+    import ray
+    from omegaconf import OmegaConf
+    from verl.trainer.constants_ppo import get_ppo_ray_runtime_env
+
+    if ray.is_initialized():
+        return
+    rollout = verl_cfg.actor_rollout_ref.rollout  # as run_ppo: before ray.init, so that workers inherit it
+    if rollout.full_determinism or (verl_cfg.reward.reward_model.enable
+                                    and verl_cfg.reward.reward_model.rollout.full_determinism):
+        os.environ.update(VERL_FULL_DETERMINISM="1", VLLM_BATCH_INVARIANT="1", PYTHONHASHSEED=str(rollout.seed))
+    init_kwargs = verl_cfg.ray_kwargs.get("ray_init", {})
+    default_env = get_ppo_ray_runtime_env(verl_cfg)
+    if verl_cfg.transfer_queue.enable:
+        default_env.setdefault("env_vars", {})["TRANSFER_QUEUE_ENABLE"] = "1"
+    runtime_env = OmegaConf.merge(default_env, init_kwargs.get("runtime_env", {}))
+    ray.init(**OmegaConf.to_container(OmegaConf.create({**init_kwargs, "runtime_env": runtime_env})))
+
+
 def _launch(cfg: DictConfig, verl_cfg: DictConfig, inputs: VerlInputs, train, output_dir: Path) -> float | None:
     import mlflow
     from verl.trainer.main_ppo import TaskRunnerV1, run_ppo
     from verl.utils.device import auto_set_device
 
     from longwriter.curriculum import CurriculumState
+    from longwriter.engines.verl.cluster import check_plugin_in_ray_worker
     from longwriter.tracking.mlflow_run import mlflow_run
     from longwriter.tracking.objective import log_objective, run_objective
+    from longwriter.tracking.run_summary import print_run_summary
     from longwriter.tracking.sweep_callback import sweep_parent_run_id
 
     if inputs.curriculum_path is not None:  # the histogram covers every sample from step 0
         CurriculumState(inputs.curriculum_path).register(train)
-    with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), parent_run_id=sweep_parent_run_id(cfg)) as run:
+    _check_judge(cfg)
+    resuming = bool(cfg.get("resume_from"))
+    with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), parent_run_id=sweep_parent_run_id(cfg),
+                    resume=resuming) as run:
+        if resuming:
+            from longwriter.resume import log_resume
+
+            log_resume(cfg, run.info.run_id, output_dir, _last_verl_checkpoint(verl_cfg))
         mlflow.set_tags({"engine": "verl", "reward": str(cfg.reward.name), "model": str(cfg.model.name)})
         mlflow.log_artifact(str(output_dir / VERL_DIR / CONFIG_FILE), "verl")
         with open_dict(verl_cfg):
             verl_cfg.ray_kwargs.ray_init.runtime_env.env_vars.MLFLOW_RUN_ID = run.info.run_id
         auto_set_device(verl_cfg)
+        start_ray(verl_cfg)
+        check_plugin_in_ray_worker()
         run_ppo(verl_cfg, task_runner_class=TaskRunnerV1)
         mlflow.set_tag("final_model_path", str(verl_cfg.trainer.default_local_dir))
         objective = run_objective(run.info.run_id, cfg.get("objective"))  # the same objective as the TRL engine
         log_objective(objective, cfg.get("objective"))
+        print_run_summary(run, str(verl_cfg.trainer.default_local_dir))
         return objective
+
+
+def _check_judge(cfg: DictConfig) -> None:
+    """An API judge is asked once before Ray starts (the reward workers build their own clients)."""
+    from longwriter.async_utils import BackgroundLoop
+    from longwriter.pipeline import build_judge, needs_judge
+    from longwriter.training_guards import check_judge
+
+    if not needs_judge(cfg.reward):
+        return
+    backend, loop = build_judge(cfg), BackgroundLoop()
+    try:
+        check_judge(backend, loop)
+    finally:
+        aclose = getattr(backend, "aclose", None)
+        if aclose is not None:
+            loop.run(aclose())
+        loop.close()
+
+
+def _last_verl_checkpoint(verl_cfg: DictConfig) -> str | None:
+    """verl's `global_step_N` folder a resume continues from (its tracker file names N)."""
+    folder = Path(str(verl_cfg.trainer.default_local_dir))
+    tracker = folder / "latest_checkpointed_iteration.txt"
+    if not tracker.exists():
+        return None
+    return str(folder / f"global_step_{int(tracker.read_text().strip())}")

@@ -34,9 +34,11 @@ from verl.trainer.ppo.checkpoint_callback import CheckpointCallback
 from verl.trainer.ppo.v1 import PPOTrainerSync, register_trainer
 
 from longwriter.advantages import weighted_reward_sum
+from longwriter.curriculum import CURRICULUM_FILE
 from longwriter.engines.verl.advantage import AdvantageInputs, provide
 from longwriter.engines.verl.config_builder import ADV_ESTIMATOR, TRAINER_MODE
-from longwriter.engines.verl.curriculum_actor import CURRICULUM_FILE, get_or_create
+from longwriter.engines.verl.curriculum_actor import get_or_create
+from longwriter.rewards.base import nanmean
 
 logger = logging.getLogger(__name__)
 
@@ -49,26 +51,26 @@ def reward_settings(config) -> dict[str, Any]:
     return OmegaConf.to_container(block, resolve=True)
 
 
-def _nanmean(values) -> float:
-    array = np.asarray(values, dtype=np.float64)
-    known = array[~np.isnan(array)]
-    return float(known.mean()) if known.size else float("nan")
-
-
 def step_metrics(inputs: AdvantageInputs, infos: list) -> dict[str, float]:
     """Per-step reward metrics: component means and unknown rates, the weighted total, and the batch
     mean of every per-response recipe metric (e.g. judge/win_rate: the mean of 0/1 is the rate)."""
     metrics = {}
     for name, values in inputs.rewards.items():
-        metrics[f"reward/{name}/mean"] = _nanmean(values)
+        metrics[f"reward/{name}/mean"] = nanmean(values)
         metrics[f"reward/{name}/unknown_rate"] = float(np.isnan(values).mean()) if values.size else float("nan")
-    metrics["reward/total/mean"] = _nanmean(weighted_reward_sum(inputs.rewards, inputs.weights))
+    metrics["reward/total/mean"] = nanmean(weighted_reward_sum(inputs.rewards, inputs.weights))
     keys = {k for info in infos if info for k in info} - set(inputs.rewards) - {"score"}
     for key in sorted(keys):
         values = [(info or {}).get(key) for info in infos]
         numbers = [float(v) if isinstance(v, (int, float)) else float("nan") for v in values]
-        metrics[key] = _nanmean(numbers)
+        metrics[key] = nanmean(numbers)
     return metrics
+
+
+def padding_rows(batch) -> list[bool]:
+    """True for the synthetic rows verl's upsample_batch_to_divisible_size appended."""
+    tags = getattr(batch, "tags", None) or [{}] * len(batch.keys)
+    return [bool((tag or {}).get("is_padding", False)) for tag in tags]
 
 
 @register_trainer(TRAINER_MODE)
@@ -86,8 +88,14 @@ class LongWriterSyncTrainer(PPOTrainerSync):
     def _compute_advantage(self, batch, metrics: dict):
         fetched = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
         infos = [f.get("reward_extra_info") if isinstance(f, dict) else None for f in fetched.pop("extra_fields").tolist()]
+        # verl pads the batch to a multiple of the data-parallel size with copies of row 0 (tag
+        # is_padding): they carry row 0's reward info, so they are unknown (neutral) here and
+        # left out of the metrics.
+        padding = padding_rows(batch)
+        infos = [None if pad else info for pad, info in zip(padding, infos)]
         inputs = AdvantageInputs.from_extra_infos(infos, self.recipe_cfg)
-        metrics.update(step_metrics(inputs, infos))
+        real = [i for i, pad in enumerate(padding) if not pad]
+        metrics.update(step_metrics(inputs.select(real), [infos[i] for i in real]))
         with provide(inputs):
             batch = super()._compute_advantage(batch, metrics)
         if self.config.algorithm.adv_estimator != ADV_ESTIMATOR:

@@ -121,6 +121,11 @@ def _check_algorithm(verl_cfg: DictConfig, report: ValidationReport) -> None:
         build_recipe(settings["reward"], pairwise_judge=object(), pointwise_judge=object(), curriculum=None)
     except (KeyError, TypeError, ValueError) as error:
         report.errors.append(f"reward recipe: {error}")
+    if verl_cfg.algorithm.adv_estimator == ADV_ESTIMATOR and bool(verl_cfg.algorithm.use_kl_in_reward):
+        report.errors.append("algorithm.use_kl_in_reward=true (engine.kl.use_kl_in_reward) with the longwriter "
+                             "estimator: it combines the reward components, never verl's KL-penalised token "
+                             "rewards, so the penalty would be silently dropped; use engine.kl.use_kl_loss=true "
+                             "(GRPO) or engine.algorithm=ppo")
     n = int(verl_cfg.actor_rollout_ref.rollout.n)
     if verl_cfg.algorithm.adv_estimator == ADV_ESTIMATOR and n < 2:
         report.errors.append(f"actor_rollout_ref.rollout.n={n}: group-relative advantages need >= 2 responses "
@@ -149,9 +154,23 @@ def check_parquet(path: Path, split: str, report: ValidationReport) -> int:
     return len(samples)
 
 
+def _check_cluster(verl_cfg: DictConfig, report: ValidationReport, launching: bool) -> None:
+    """The judge can serve the reward workers (refused at launch, reported by a dry run); SQLite placement."""
+    from longwriter.engines.verl.cluster import judge_problem, sqlite_warnings
+
+    settings = OmegaConf.to_container(verl_cfg.reward.reward_kwargs.longwriter, resolve=True)
+    problem = judge_problem(settings, bool(settings.get("allow_local_judge", False)))
+    if problem:
+        (report.errors if launching else report.warnings).append(
+            problem if launching else f"a launch would be refused: {problem}")
+    report.warnings.extend(sqlite_warnings(settings))
+
+
 def validate_verl(verl_cfg: DictConfig, *, strict_data: bool = True,
                   stand_in_model: str | None = None) -> ValidationReport:
-    """All checks; errors are collected (not raised) so a dry run can report every problem at once."""
+    """All checks; errors are collected (not raised) so a dry run can report every problem at once.
+    strict_data=True (a launch): an epoch without a step and a judge that cannot serve the
+    cluster are errors; a dry run reports them as warnings."""
     report = ValidationReport()
     try:
         run_verl_validate_config(verl_cfg, report, stand_in_model)
@@ -159,6 +178,7 @@ def validate_verl(verl_cfg: DictConfig, *, strict_data: bool = True,
         report.errors.append(f"verl validate_config: {type(error).__name__}: {error}")
     _check_registrations(verl_cfg, report)
     _check_algorithm(verl_cfg, report)
+    _check_cluster(verl_cfg, report, launching=strict_data)
     train = check_parquet(Path(str(verl_cfg.data.train_files)), "train", report)
     val = check_parquet(Path(str(verl_cfg.data.val_files)), "val", report)
     batch = int(verl_cfg.data.train_batch_size)

@@ -5,7 +5,7 @@
       any OpenAI-compatible endpoint; every key but name/kind is an `OpenAISettings` field
       (retries, rate limits and the persistent cache come with it; the key stays in the env)
   {name, kind: local_hf, model: <conf/model preset name or a model config>, max_new_tokens, ...}
-      an in-process transformers model through the evaluation's cached batched generator
+      an in-process transformers model through `longwriter.generation` (batched, cached)
 Each writer answers every prompt once; with `keep_existing` the sample's current references join
 the pool. The judge (`judge=`, pointwise and criteria-aware) scores each candidate and the list
 is ordered weakest -> strongest; a candidate it cannot score is left out and counted, because it
@@ -25,17 +25,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from longwriter.data.schema import Sample
 from longwriter.errors import ConfigError
-from longwriter.selection.common import (
-    GenerationOptions,
-    build_backend,
-    gather_per_sample,
-    generate,
-    judge_usage_metrics,
-    order_by_score,
-    run_with_backend,
-    score_texts,
-)
+from longwriter.generation import GenerationOptions, generate_answers
+from longwriter.judges.lifecycle import run_with_judge
+from longwriter.selection.judging import build_backend, gather_per_sample, order_by_score, score_texts
 from longwriter.selection.report import stats
+from longwriter.tracking.judge_usage import usage_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -60,14 +54,9 @@ def _model_config(value: Any, root: DictConfig) -> dict:
     """A local writer's model: a conf/model preset by name, or a model config mapping."""
     if isinstance(value, Mapping):
         return dict(value)
-    from longwriter.paths import CONF_DIR
+    from longwriter.config_tools import load_preset, plain
 
-    path = CONF_DIR / "model" / f"{value}.yaml"
-    if not path.exists():
-        choices = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise ConfigError(f"reference writer model {value!r}: no such conf/model preset; choose one of {choices}")
-    wrapped = OmegaConf.create({"paths": OmegaConf.to_container(root.paths, resolve=True), "model": OmegaConf.load(path)})
-    return OmegaConf.to_container(wrapped.model, resolve=True)
+    return plain(load_preset("model", str(value), root.paths, what="reference writer model"))
 
 
 def _write_local(writer: dict, samples: list[Sample], cfg: DictConfig, cache_path: str | None) -> list[str | None]:
@@ -77,18 +66,18 @@ def _write_local(writer: dict, samples: list[Sample], cfg: DictConfig, cache_pat
     gen = GenerationOptions.from_config(options, f"reference writer {writer['name']!r}")
     model_cfg = _model_config(writer.get("model") or cfg.model, cfg)
     path = resolve_model_path(model_cfg, cfg.paths.cache_dir)
-    texts, _ = generate(samples, path, gen, cache_path=cache_path, dtype=str(model_cfg.get("dtype", "float32")))
+    texts, _ = generate_answers(samples, path, gen, cache_path=cache_path, dtype=str(model_cfg.get("dtype", "float32")))
     return [t if t.strip() else None for t in texts]
 
 
 def _write_api(writer: dict, samples: list[Sample], cfg: DictConfig) -> list[str | None]:
-    from longwriter.judges import build_judge_backend
+    from longwriter.judges.lifecycle import open_judge
 
     settings = {k: v for k, v in writer.items() if k not in ("name", "kind")}
-    # A writer is a chat backend like an API judge: same retries, limits and persistent cache.
-    backend = build_judge_backend({"cache": True, **settings, "name": writer["name"], "backend": "openai"},
-                                  cache_dir=Path(str(cfg.paths.cache_dir)))
-    run_with_backend(backend, backend.check)  # fail fast: unreachable endpoint, rejected key
+    # A writer uses the same OpenAI-compatible chat backend as an API judge (retries, limits, persistent
+    # cache) and is checked the same way: an unreachable endpoint or a rejected key fails here.
+    backend = open_judge({"cache": True, **settings, "name": writer["name"], "backend": "openai"},
+                         Path(str(cfg.paths.cache_dir)))
     max_tokens = int(settings.get("max_tokens", 1024))
 
     async def work():
@@ -96,7 +85,7 @@ def _write_api(writer: dict, samples: list[Sample], cfg: DictConfig) -> list[str
                                           desc=f"writing ({writer['name']})")
         return [r.text.strip() if r.text and r.text.strip() else None for r in results]
 
-    return run_with_backend(backend, work)
+    return run_with_judge(backend, work)
 
 
 def build_references(samples: list[Sample], cfg: DictConfig) -> tuple[list[Sample], dict[str, float]]:
@@ -130,7 +119,7 @@ def build_references(samples: list[Sample], cfg: DictConfig) -> tuple[list[Sampl
         calls = [score_texts(task, s, [t for _, t in pool]) for s, pool in zip(samples, pools)]
         return await gather_per_sample(calls, desc="judging (references)")
 
-    all_scores = run_with_backend(backend, work)
+    all_scores = run_with_judge(backend, work)
     out, unknown, sizes, winners = [], 0, [], Counter()
     for sample, pool, scores in zip(samples, pools, all_scores):
         refs, ordered, sources, n_unknown = order_by_score([t for _, t in pool], scores, [n for n, _ in pool])
@@ -143,5 +132,5 @@ def build_references(samples: list[Sample], cfg: DictConfig) -> tuple[list[Sampl
     metrics.update({"references/unknown_score_dropped": float(unknown), **stats("references/per_sample", sizes),
                     **stats("references/score", [x for row in all_scores for x in row]),
                     **{f"references/strongest/{name}": float(n) for name, n in winners.items()},
-                    **judge_usage_metrics(backend, "references/judge")})
+                    **usage_metrics(backend, "references/judge")})
     return out, metrics

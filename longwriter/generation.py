@@ -1,4 +1,5 @@
-"""Batched response generation for evaluation, with a persistent generation cache.
+"""Batched response generation with a persistent cache: evaluation, data selection and reference
+writing all generate through here (`generate_responses`, or `generate_answers` with `GenerationOptions`).
 
 Generation is the expensive half of an evaluation on a CPU (minutes for 60 long answers), while
 re-scoring with another judge should take only the judge's time. So every response is stored in
@@ -12,6 +13,7 @@ so a checkpoint re-written in place (same path, new weights) is a miss, never a 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -19,11 +21,13 @@ import os
 import sqlite3
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Sequence
 
+from longwriter.config_tools import plain
 from longwriter.data.schema import Sample
+from longwriter.errors import ConfigError
 from longwriter.prompting import apply_prompt_template
 
 logger = logging.getLogger(__name__)
@@ -201,3 +205,47 @@ def generate_responses(
         stats["seconds"] = time.perf_counter() - start
         del model
     return [r for r in results if r is not None], stats
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """How a local model writes one response per prompt (the policy, or a local reference writer)."""
+
+    max_new_tokens: int = 512
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    prompt_template: str = "plain"
+    batch_size: int = 8
+    seed: int = 0
+
+    @classmethod
+    def from_config(cls, cfg: Any, where: str) -> "GenerationOptions":
+        values = plain(cfg)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+
+def generate_answers(samples: Sequence[Sample], model_path: str, options: GenerationOptions, *,
+             cache_path: str | None, dtype: str = "float32") -> tuple[list[str], dict[str, float]]:
+    """One response per sample, through `generate_responses` and its cache.
+
+    Returns the *answer part* of each response (what a judge should see under the template) and
+    the generator's stats. The model is freed before returning so that a local judge can load.
+    """
+    from longwriter.prompting import answer_part, check_template
+
+    check_template(options.prompt_template)
+    settings = GenerationSettings(options.max_new_tokens, options.temperature, options.top_p,
+                                  options.prompt_template, options.seed)
+    cache = GenerationCache(cache_path) if cache_path else None
+    try:
+        generations, gen_stats = generate_responses(samples, model_path, settings, batch_size=options.batch_size,
+                                                    cache=cache, dtype=dtype)
+    finally:
+        if cache is not None:
+            cache.close()
+    gc.collect()
+    return [answer_part(g.text, options.prompt_template) for g in generations], gen_stats

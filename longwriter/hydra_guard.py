@@ -1,0 +1,139 @@
+"""Hydra callback listed by every entry point's config: checks made before Hydra writes anything,
+and secret-free copies of the files Hydra would save.
+
+- on_run_start (single runs, before the run folder exists): a sweep preset without `-m`, a
+  `resume_from=` that is not a run folder, and a run name that is already taken each stop with one
+  `error:` line (exit 2) and nothing written.
+- on_job_start: `.hydra/{config,hydra,overrides}.yaml` written with secrets hidden (the configs set
+  `hydra.output_subdir: null`, so Hydra's own unredacted copies are never written); a resumed run
+  keeps its original `.hydra/` and, once the resume is accepted, gets `.hydra/resume-<timestamp>/`.
+  A multirun's `multirun.yaml` is rewritten redacted.
+- on_multirun_start: the launcher's `#<n> : <overrides>` log lines are redacted.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from longwriter.tracking.redact import redact, redact_override, redact_overrides
+
+RUN_INFO_FILE = "mlflow_run.json"  # written by longwriter.tracking.mlflow_run (kept import-light here)
+HYDRA_DIR = ".hydra"
+
+
+def _stop(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def sweep_without_multirun_error(config: DictConfig) -> str | None:
+    sweep = OmegaConf.select(config, "hydra.runtime.choices.sweep", default=None)
+    if sweep in (None, "null"):
+        return None
+    return (f"sweep={sweep} is an Optuna sweep preset and needs multirun: add -m, e.g. "
+            f"`python -m longwriter.train -m sweep={sweep} ...`")
+
+
+def resume_error(resume_from: str | None) -> str | None:
+    if not resume_from:
+        return None
+    path = Path(str(resume_from)).expanduser()
+    if not (path / RUN_INFO_FILE).exists():
+        return (f"resume_from={resume_from} is not a folder of an earlier run (no {RUN_INFO_FILE}); pass the "
+                f"output folder of the run to continue, e.g. outputs/train/<run_name>")
+    return None
+
+
+def taken_name_error(run_dir: Path, run_name: str, can_resume: bool) -> str | None:
+    if not (run_dir / RUN_INFO_FILE).exists():
+        return None
+    fix = f", or continue that run with resume_from={run_dir}" if can_resume else ""
+    return f"run_name={run_name} is taken: {run_dir} holds an earlier run; choose another run_name{fix}"
+
+
+class _RedactOverrides(logging.Filter):
+    """Hides secret values in the launcher's `#0 : a=1 judge.extra_body.key=...` lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "=" in message:
+            record.msg = " ".join(redact_override(word) for word in message.split(" "))
+            record.args = None
+        return True
+
+
+class RunGuardCallback(Callback):
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        error = sweep_without_multirun_error(config)
+        resume_from = config.get("resume_from")
+        error = error or resume_error(resume_from)
+        if error is None and not resume_from:
+            run_dir = Path(str(config.hydra.run.dir))
+            error = taken_name_error(run_dir, str(config.get("run_name")), can_resume="resume_from" in config)
+        if error:
+            _stop(error)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        for name in ("hydra._internal.core_plugins.basic_launcher", "hydra_plugins.hydra_optuna_sweeper._impl"):
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, _RedactOverrides) for f in logger.filters):
+                logger.addFilter(_RedactOverrides())
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # A resume writes its copies only once it is accepted (`save_resume_hydra_files`): a refused
+        # resume leaves the run's folder as it was.
+        if not config.get("resume_from"):
+            save_redacted_hydra_files(config, Path(str(config.hydra.runtime.output_dir)) / HYDRA_DIR)
+        multirun_file = Path(str(config.hydra.sweep.dir)) / "multirun.yaml"
+        if multirun_file.exists():
+            plain = OmegaConf.to_container(OmegaConf.load(multirun_file), resolve=False)
+            multirun_file.write_text(OmegaConf.to_yaml(_redact_hydra(plain)))
+
+
+def _redact_hydra(plain: dict) -> dict:
+    plain = redact(plain)
+    hydra = plain.get("hydra") if "hydra" in plain else plain
+    overrides = hydra.get("overrides") or {}
+    for kind in ("task", "hydra"):
+        if overrides.get(kind):
+            overrides[kind] = redact_overrides(overrides[kind])
+    job = hydra.get("job") or {}
+    if job.get("override_dirname"):
+        job["override_dirname"] = ",".join(redact_overrides(job["override_dirname"].split(",")))
+    return plain
+
+
+def save_redacted_hydra_files(config: DictConfig, folder: Path) -> None:
+    """Hydra's three files, with the values of secret-like keys and opaque subtrees hidden."""
+    plain = OmegaConf.to_container(config, resolve=False)
+    _write_hydra_files(plain, {"hydra": plain.pop("hydra")}, folder)
+
+
+def save_resume_hydra_files(task_cfg: DictConfig, output_dir: Path) -> Path | None:
+    """For an accepted resume, inside the Hydra job: `.hydra/resume-<timestamp>/` (the run's own
+    `.hydra/` stays as its first start wrote it)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        hydra_cfg = HydraConfig.get()
+    except ValueError:  # not a Hydra app
+        return None
+    folder = output_dir / HYDRA_DIR / f"resume-{time.strftime('%Y%m%d-%H%M%S')}"
+    _write_hydra_files(OmegaConf.to_container(task_cfg, resolve=False),
+                       {"hydra": OmegaConf.to_container(hydra_cfg, resolve=False)}, folder)
+    return folder
+
+
+def _write_hydra_files(task_plain: dict, hydra_plain: dict, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(redact(task_plain)))
+    (folder / "hydra.yaml").write_text(OmegaConf.to_yaml(_redact_hydra(hydra_plain)))
+    overrides = redact_overrides(hydra_plain["hydra"].get("overrides", {}).get("task") or [])
+    (folder / "overrides.yaml").write_text(OmegaConf.to_yaml(overrides))

@@ -1,0 +1,181 @@
+"""Resume is the same run, or nothing.
+
+A training run writes its own resolved config (secrets hidden) to `<run>/run_config.yaml` when it
+starts. `resume_from=<run>` continues from that config, not from today's defaults: the command
+line's overrides are compared with it, and an override that would change what is trained (recipe,
+data, model, group size, learning rate, ...) is refused with one message listing every such key.
+Only the keys in `SAFE_ON_RESUME` (how long to train, how often to log/save, judge client limits)
+may change; they are applied and recorded in `<run>/resumes.jsonl` and the MLflow run.
+
+Hidden values (secrets, `extra_body`) are not in the saved config: they come from this invocation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from longwriter.errors import ConfigError
+from longwriter.tracking.redact import REDACTED, flatten, redact
+
+logger = logging.getLogger(__name__)
+
+RUN_CONFIG_FILE = "run_config.yaml"
+RESUMES_FILE = "resumes.jsonl"
+# Keys a resume may change: they say how long and how visibly to train, not what is trained.
+SAFE_ON_RESUME = (
+    "engine.max_steps", "engine.logging_steps", "engine.save_steps", "engine.save_total_limit",
+    "engine.sample_every", "engine.num_samples_logged", "stop_after_unknown_steps",
+    "judge.concurrency", "judge.rpm", "judge.tpm", "judge.timeout_s", "judge.max_retries", "judge.backoff_s",
+    "judge.max_backoff_s", "eval.at_end",
+)
+_IGNORED = ("resume_from", "hydra")
+
+
+def _is_safe(key: str) -> bool:
+    return any(key == s or key.startswith(s + ".") for s in SAFE_ON_RESUME)
+
+
+def save_run_config(cfg: DictConfig, output_dir: Path) -> Path:
+    """Written once, when a run starts (never on resume: the run's config does not change)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / RUN_CONFIG_FILE
+    plain = redact(OmegaConf.to_container(cfg, resolve=True))
+    plain.pop("resume_from", None)
+    path.write_text(OmegaConf.to_yaml(OmegaConf.create(plain)))
+    return path
+
+
+def load_run_config(output_dir: Path) -> DictConfig:
+    path = output_dir / RUN_CONFIG_FILE
+    if not path.exists():
+        raise ConfigError(f"resume_from={output_dir} has no {RUN_CONFIG_FILE} (the run was started by an older "
+                          f"version), so its config cannot be restored; start a new run instead")
+    return OmegaConf.load(path)
+
+
+def _baseline(config_name: str = "train") -> DictConfig:
+    """The config with no command-line overrides (to tell which keys the user's overrides touch)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from longwriter.paths import CONF_DIR
+
+    if GlobalHydra.instance().is_initialized():
+        return compose(config_name=config_name, overrides=[])
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name=config_name, overrides=[])
+
+
+def _command_line_overrides() -> list[str]:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return [str(o) for o in HydraConfig.get().overrides.task]
+    except ValueError:
+        return []
+
+
+def touched_keys(cfg: DictConfig, overrides: Iterable[str] | None = None, baseline: DictConfig | None = None
+                 ) -> set[str]:
+    """Leaf keys whose value the command line changed (group choices expand to their leaves)."""
+    overrides = list(_command_line_overrides() if overrides is None else overrides)
+    if not overrides:
+        return set()
+    base = flatten(OmegaConf.to_container(baseline if baseline is not None else _baseline(), resolve=False))
+    now = flatten(OmegaConf.to_container(cfg, resolve=False))
+    keys = {k for k in set(base) | set(now) if base.get(k, _MISSING) != now.get(k, _MISSING)}
+    # An override that repeats a default still names its key (e.g. `engine.max_steps=2` twice).
+    for override in overrides:
+        key, sep, _ = override.partition("=")
+        key = key.lstrip("+~")
+        if sep and "/" not in key and "@" not in key and not key.startswith("hydra"):
+            keys.update(k for k in now if k == key or k.startswith(key + "."))
+    return {k for k in keys if not k.startswith(_IGNORED)}
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_MISSING = _Missing()
+
+
+def restore_config(cfg: DictConfig, output_dir: Path, overrides: Iterable[str] | None = None,
+                   baseline: DictConfig | None = None) -> tuple[DictConfig, dict[str, tuple[Any, Any]]]:
+    """(the run's own config with this invocation's safe changes, {key: (old, new)} accepted).
+
+    Raises ConfigError listing every override that would change what is trained.
+    """
+    saved = load_run_config(output_dir)
+    saved_flat = flatten(OmegaConf.to_container(saved, resolve=False))
+    current_flat = flatten(OmegaConf.to_container(cfg, resolve=True))
+    refused, accepted = {}, {}
+    for key in sorted(touched_keys(cfg, overrides, baseline)):
+        old, new = saved_flat.get(key, _MISSING), current_flat.get(key, _MISSING)
+        if old == REDACTED or old == new:
+            continue
+        (accepted if _is_safe(key) else refused)[key] = (old, new)
+    for group in [k[:-len(".name")] for k in refused if k.endswith(".name")]:  # a swapped config group:
+        refused = {k: v for k, v in refused.items() if not k.startswith(group + ".") or k == group + ".name"}
+    if refused:
+        listed = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in refused.items())
+        raise ConfigError(
+            f"resume_from={output_dir} continues that run with its own config, but these overrides would change "
+            f"what is trained: {listed}. Drop them to resume, or start a new run (a new run_name) to train "
+            f"differently. A resume may change only: {', '.join(SAFE_ON_RESUME)}")
+    restored = OmegaConf.create(OmegaConf.to_container(saved, resolve=False))
+    with open_dict(restored):
+        for key in list(cfg.keys()):  # top-level keys newer than the saved config
+            if key not in restored:
+                restored[key] = cfg[key]
+        for key, (_, new) in accepted.items():
+            OmegaConf.update(restored, key, new, force_add=True)
+        for key, old in saved_flat.items():  # hidden values come from this invocation
+            if old == REDACTED:
+                OmegaConf.update(restored, key, OmegaConf.select(cfg, key), force_add=True)
+        restored.resume_from = str(output_dir)
+    return restored, accepted
+
+
+def record_resume(output_dir: Path, accepted: dict[str, tuple[Any, Any]]) -> dict:
+    """Append this resume to `<run>/resumes.jsonl` (`log_resume` copies it into the MLflow run)."""
+    record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+              "changed": {k: {"from": old, "to": new} for k, (old, new) in accepted.items()}}
+    with (output_dir / RESUMES_FILE).open("a") as fh:
+        fh.write(json.dumps(record, default=str) + "\n")
+    if accepted:
+        logger.info("resume accepts: %s", ", ".join(f"{k} {o!r} -> {n!r}" for k, (o, n) in accepted.items()))
+    return record
+
+
+def checkpoint_step(checkpoint: str | None) -> int:
+    """`.../checkpoint-12` (TRL) or `.../global_step_12` (verl) -> 12; no checkpoint -> 0 (training restarts from the beginning)."""
+    if not checkpoint:
+        return 0
+    digits = re.search(r"(\d+)$", Path(checkpoint).name)
+    return int(digits.group(1)) if digits else 0
+
+
+def log_resume(cfg: DictConfig, run_id: str, output_dir: Path, checkpoint: str | None) -> None:
+    """Inside the reopened MLflow run: drop the metrics logged after the checkpoint (they are logged
+    again, so each step keeps one value) and record the resume (tags `longwriter.resumes`,
+    `resumed.<key>` for each changed key, artifact `resumes/resume_<n>.json`)."""
+    import mlflow
+
+    from longwriter.tracking.mlflow_run import rewind_metrics
+
+    rewind_metrics(str(cfg.tracking.tracking_uri), run_id, checkpoint_step(checkpoint))
+    lines = (output_dir / RESUMES_FILE).read_text().splitlines() if (output_dir / RESUMES_FILE).exists() else []
+    record = json.loads(lines[-1]) if lines else {"changed": {}}
+    record["checkpoint"] = checkpoint
+    mlflow.log_text(json.dumps(record, indent=1, default=str), f"resumes/resume_{len(lines):03d}.json")
+    mlflow.set_tags({"longwriter.resumes": str(len(lines)),
+                     **{f"resumed.{k}": str(v["to"]) for k, v in record["changed"].items()}})

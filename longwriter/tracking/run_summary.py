@@ -1,0 +1,91 @@
+"""The few lines printed at the end of every training run: did it learn, and where to look.
+
+Reward of the first vs the last quarter of the steps (the same tail the sweep objective uses),
+the truncation and in-range rates beside it when the run logged them, the MLflow run id, the
+command that opens the MLflow UI on this run's store, and the final model's folder. Figures are
+read back from MLflow, so a resumed run's summary covers the steps logged before the resume.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from longwriter.tracking.objective import logged_history
+
+REWARD = "reward/total/mean"
+# (metric, label) reported first-quarter -> last-quarter when the run logged them.
+TRACKED = (
+    (REWARD, "reward"),
+    ("length/in_range_rate", "in-range rate"),
+    ("response_length/clip_ratio", "clip ratio"),
+    ("length/words/mean", "words"),
+)
+SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "scripts"
+
+
+def quarter_means(values: Sequence[float]) -> tuple[float, float]:
+    """Mean of the first and of the last quarter of `values` (at least one value each)."""
+    if not values:
+        return math.nan, math.nan
+    k = max(1, len(values) // 4)
+    return sum(values[:k]) / k, sum(values[-k:]) / k
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    steps: int
+    quarters: dict[str, tuple[float, float]]   # label -> (first quarter, last quarter)
+    final_model: str | None
+
+    def ui_command(self) -> str:
+        """The command that opens the MLflow UI on this run's store (scripts/mlflow_ui.sh)."""
+        script = shlex.quote(str(SCRIPTS_DIR / "mlflow_ui.sh"))
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return f"open {self.tracking_uri}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
+        return f"MLFLOW_STORE={shlex.quote(self.tracking_uri)} bash {script}"
+
+    def lines(self) -> list[str]:
+        out = [f"== training run summary ({self.steps} steps) =="]
+        for label, (first, last) in self.quarters.items():
+            out.append(f"{label:>14}: first quarter {first:.3f} -> last quarter {last:.3f} ({last - first:+.3f})")
+        if not self.quarters:
+            out.append("  (no per-step metrics were logged)")
+        out.append(f"    MLflow run: {self.run_id} (experiment {self.experiment_id})")
+        out.append(f"     MLflow UI: {self.ui_command()}  then open "
+                   f"http://127.0.0.1:5000/#/experiments/{self.experiment_id}/runs/{self.run_id}")
+        out.append(f"   final model: {self.final_model or '(none saved)'}")
+        return out
+
+
+def summarise_history(history: Sequence[Mapping[str, float]]) -> dict[str, tuple[float, float]]:
+    """First- vs last-quarter means of the TRACKED metrics present in per-step dicts (oldest first)."""
+    quarters = {}
+    for key, label in TRACKED:
+        series = [float(h[key]) for h in history if h.get(key) is not None]
+        if series:
+            quarters[label] = quarter_means(series)
+    return quarters
+
+
+def run_summary(run: Any, final_model: str | Path | None, client: Any = None) -> RunSummary:
+    """The summary of an MLflow run (an `mlflow.entities.Run`, e.g. `mlflow.active_run()`)."""
+    import mlflow
+
+    history = logged_history(run.info.run_id, [key for key, _ in TRACKED], client)
+    steps = sum(1 for h in history if h.get(REWARD) is not None)
+    return RunSummary(run.info.run_id, run.info.experiment_id, mlflow.get_tracking_uri(), steps,
+                      summarise_history(history), str(final_model) if final_model else None)
+
+
+def print_run_summary(run: Any, final_model: str | Path | None) -> RunSummary:
+    """Print the summary to stdout (after the progress bar, where a newcomer looks) and return it."""
+    summary = run_summary(run, final_model)
+    print("\n".join(summary.lines()), flush=True)
+    return summary

@@ -1,0 +1,84 @@
+"""A training that cannot get rewards fails, early and by name.
+
+- `require_references`: a recipe with a pairwise component compares responses with reference
+  answers; data without them would train on zero advantages, so it is refused at start.
+- `check_judge`: an API judge is asked once before the first step (unreachable endpoint, rejected
+  key), so a dead judge is one message, not a run of unknown verdicts.
+- `UnknownVerdictStreak`: a step whose judged rewards are all unknown is counted; more than
+  `stop_after_unknown_steps` such steps in a row stop the run as FAILED with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Iterable, Mapping
+
+from longwriter.errors import ConfigError, LongwriterError
+
+logger = logging.getLogger(__name__)
+
+# Per-step metrics that give the share of judged rewards without a verdict (pairwise, judge quality).
+UNKNOWN_RATE_METRICS = ("judge/unknown_rate", "quality/unknown_rate")
+
+
+class RewardSignalLost(LongwriterError):
+    """Too many consecutive steps without a single judge verdict."""
+
+
+def require_references(component_kinds: Iterable[str], samples: list, data_name: str) -> None:
+    if "pairwise" not in set(component_kinds):
+        return
+    missing = [s.id for s in samples if not s.references]
+    if missing:
+        raise ConfigError(
+            f"the reward recipe compares responses with reference answers (pairwise), but {len(missing)} of "
+            f"{len(samples)} samples of data={data_name} have none (e.g. {', '.join(missing[:3])}); use data with "
+            f"`references` (data=builtin has them) or add them with `python -m longwriter.prepare "
+            f"prepare.references.writers=[...]`")
+
+
+def check_judge(backend: Any, loop: Any) -> None:
+    """Fail before the first step when an API judge cannot answer (local judges load on first use)."""
+    from longwriter.judges import supports_probs
+
+    if backend is None or supports_probs(backend) or not hasattr(backend, "check"):
+        return
+    loop.run(backend.check())
+    logger.info("judge endpoint answers: %r", backend)
+
+
+class UnknownVerdictStreak:
+    """Counts consecutive steps whose judged rewards were all unknown; raises past the limit."""
+
+    def __init__(self, limit: int | None, endpoint: str = "") -> None:
+        self.limit = int(limit) if limit else 0  # 0 or null: never stop
+        self.endpoint = endpoint
+        self.streak = 0
+        self.total = 0
+
+    def update(self, metrics: Mapping[str, float], step: int) -> dict[str, float]:
+        """Metrics to log for this step (`judge/all_unknown_steps`, `judge/all_unknown_streak`)."""
+        rates = [metrics.get(k) for k in UNKNOWN_RATE_METRICS]
+        rates = [float(r) for r in rates if r is not None and not math.isnan(float(r))]
+        if not rates:  # nothing judged this step (no judge in the recipe)
+            return {}
+        if max(rates) >= 1.0:
+            self.streak += 1
+            self.total += 1
+            logger.warning("step %d: every judge verdict was unknown (%d such steps in a row)", step, self.streak)
+        else:
+            self.streak = 0
+        if self.limit and self.streak > self.limit:
+            where = f" ({self.endpoint})" if self.endpoint else ""
+            raise RewardSignalLost(
+                f"no reward signal: every judge verdict was unknown for {self.streak} steps in a row (steps "
+                f"{step - self.streak + 1}-{step}), more than stop_after_unknown_steps={self.limit}; the judge"
+                f"{where} is failing: see the warnings above for its errors, fix it and resume with "
+                f"resume_from=<this run's folder>")
+        return {"judge/all_unknown_steps": float(self.total), "judge/all_unknown_streak": float(self.streak)}
+
+
+def judge_endpoint(backend: Any) -> str:
+    settings = getattr(backend, "settings", None)
+    return f"judge endpoint {settings.base_url}" if settings is not None else ""

@@ -1,0 +1,43 @@
+"""The end-of-run summary: first- vs last-quarter figures, run id, UI command, final model."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from longwriter.tracking.run_summary import RunSummary, quarter_means, run_summary, summarise_history
+
+
+def test_quarter_means_use_at_least_one_step_each():
+    assert quarter_means([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]) == pytest.approx((0.15, 0.75))
+    assert quarter_means([0.2, 0.9]) == (0.2, 0.9)
+    assert all(math.isnan(x) for x in quarter_means([]))
+
+
+def test_history_gives_quarters_only_for_logged_metrics():
+    history = [{"reward/total/mean": r, "response_length/clip_ratio": 1 - r} for r in (0.2, 0.4, 0.6, 0.8)]
+    quarters = summarise_history(history)
+    assert quarters == {"reward": pytest.approx((0.2, 0.8)), "clip ratio": pytest.approx((0.8, 0.2))}
+
+
+def test_lines_name_run_ui_command_and_model():
+    summary = RunSummary("abc123", "7", "sqlite:////tmp/x y/mlflow.db", 8, {"reward": (0.25, 0.5)}, "/tmp/run/final_model")
+    text = "\n".join(summary.lines())
+    assert "first quarter 0.250 -> last quarter 0.500 (+0.250)" in text
+    assert "abc123" in text and "/tmp/run/final_model" in text
+    assert "MLFLOW_STORE='sqlite:////tmp/x y/mlflow.db' bash " in text and "mlflow_ui.sh" in text
+    assert "#/experiments/7/runs/abc123" in text
+
+
+def test_summary_reads_the_mlflow_run(tmp_path):
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    with mlflow.start_run() as run:
+        for step, reward in enumerate([0.1, 0.2, 0.5, 0.7], start=1):
+            mlflow.log_metric("reward/total/mean", reward, step=step)
+        summary = run_summary(mlflow.active_run(), tmp_path / "final_model")
+    assert summary.run_id == run.info.run_id and summary.steps == 4
+    assert summary.quarters["reward"] == pytest.approx((0.1, 0.7))
+    assert summary.final_model == str(tmp_path / "final_model")
