@@ -124,7 +124,8 @@ class LongwriterGRPOTrainer(GRPOTrainer):
         self.lengths_path = lengths_path  # one JSON line per training step: word counts and targets (plots)
         self.precision = precision
         self.generation_copy = None
-        if precision == "bf16":
+        # One process only: under DDP/FSDP/DeepSpeed the wrapped models are the engines' to cast and swap.
+        if precision == "bf16" and self.accelerator.num_processes == 1:
             if self.ref_model is not None:
                 self.ref_model.to(torch.bfloat16)
             if not self.use_vllm and not is_peft_model(self.model):
