@@ -77,7 +77,7 @@ def test_real_construction_step_with_padding_save_and_restore(cluster, tmp_path)
     ray, tq = cluster
     from verl.trainer.ppo.padding_utils import upsample_batch_to_divisible_size
 
-    from longwriter.engines.verl.curriculum_actor import CURRICULUM_FILE
+    from longwriter.curriculum import CURRICULUM_FILE
     from longwriter.engines.verl.trainer import CurriculumCheckpoint, LongWriterSyncTrainer
 
     verl_cfg, train = _verl_cfg(tmp_path, "lw_trainer_test")

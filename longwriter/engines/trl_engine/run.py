@@ -222,6 +222,19 @@ def _train_dataset(samples, recipe, tokenizer, max_prompt_length: int | None):
     return Dataset.from_list(rows)
 
 
+def last_complete_checkpoint(folder: Path) -> str | None:
+    """The newest `checkpoint-N` that was written to the end (it has trainer_state.json, which the
+    Trainer writes last): a run killed while saving leaves a partial folder that cannot resume."""
+    complete = [(int(p.name.split("-")[1]), p) for p in folder.glob("checkpoint-*")
+                if p.name.split("-")[1].isdigit() and (p / "trainer_state.json").exists()] if folder.is_dir() else []
+    if not complete:
+        return None
+    skipped = [p.name for p in folder.glob("checkpoint-*") if not (p / "trainer_state.json").exists()]
+    if skipped:
+        logger.warning("resume: skipping incomplete checkpoint(s) %s (killed while saving)", ", ".join(sorted(skipped)))
+    return str(max(complete)[1])
+
+
 def _num_levels(samples) -> int:
     return max((len(s.references) for s in samples), default=0)
 
@@ -317,7 +330,6 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
     run, logs and evaluates; every process trains its share of each step's groups."""
     import mlflow
     from transformers import ProgressCallback
-    from transformers.trainer_utils import get_last_checkpoint
 
     from longwriter.async_utils import BackgroundLoop
     from longwriter.engines.trl_engine.callbacks import (
@@ -339,7 +351,7 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
     checkpoint = None
     if cfg.get("resume_from"):
         checkpoints = output_dir / CHECKPOINT_DIR
-        checkpoint = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+        checkpoint = last_complete_checkpoint(checkpoints)
         if checkpoint is None:
             logger.warning("resume_from=%s has no checkpoint yet: training starts from step 0", output_dir)
 
