@@ -107,7 +107,7 @@ def test_real_construction_step_with_padding_save_and_restore(cluster, tmp_path)
     assert metrics["judge/win_rate"] == pytest.approx(np.mean(COMPONENTS["pairwise"]))
     assert not any(seen["advantages"][row].any() for row in (6, 7)), "padding rows get no advantage"
     assert metrics["curriculum/moved"] == 1.0
-    assert sum(v for k, v in metrics.items() if k.startswith("curriculum/state_hist/")) == pytest.approx(1.0)
+    assert sum(v for k, v in metrics.items() if k.startswith("curriculum/dataset_level_hist/")) == pytest.approx(1.0)
 
     # checkpoint (verl's callback hook), then a fresh trainer restores from it
     folder = Path(verl_cfg.trainer.default_local_dir) / "global_step_1"
