@@ -86,8 +86,8 @@ def test_judge_limits_are_split_across_reward_workers(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("overrides,needle", [
-    (["engine.rollout_n=1"], "group-relative advantages need >= 2"),
-    (["engine.train_batch_size=3", "engine.ppo_mini_batch_size=3", "engine.rollout_n=3"], "must be divisible by"),
+    (["engine.num_generations=1"], "group-relative advantages need >= 2"),
+    (["engine.prompts_per_step=3", "engine.num_generations=3"], "must be divisible by"),
     (["+reward.components.length.bogus=1"], "reward recipe"),
 ])
 def test_validation_reports_what_would_fail_on_the_cluster(tmp_path, overrides, needle) -> None:
@@ -99,7 +99,16 @@ def test_unknown_raw_override_is_refused(tmp_path) -> None:
     from longwriter.errors import ConfigError
 
     with pytest.raises(ConfigError, match="no key 'trainer.no_such_key'"):
-        _prepare(tmp_path, ["+engine.overrides={trainer.no_such_key: 1}"])
+        _prepare(tmp_path, ["engine.verl.trainer.no_such_key=1"])
+
+
+def test_raw_verl_keys_win_over_the_vocabulary_and_open_mappings_accept_new_keys(tmp_path) -> None:
+    _, verl_cfg, report = _prepare(tmp_path, ["engine.verl.data.train_batch_size=8", "engine.verl.actor_rollout_ref.rollout.n=4",
+                                              "engine.verl.actor_rollout_ref.model.override_config.rope_theta=1000"])
+    assert report.errors == []
+    assert (verl_cfg.data.train_batch_size, verl_cfg.actor_rollout_ref.rollout.n) == (8, 4)
+    assert verl_cfg.actor_rollout_ref.actor.ppo_mini_batch_size == 8  # follows data.train_batch_size
+    assert verl_cfg.actor_rollout_ref.model.override_config.rope_theta == 1000
 
 
 def test_plugin_entry_point_is_installed() -> None:
@@ -162,10 +171,39 @@ def test_launch_hands_run_ppo_the_validated_config_and_the_mlflow_run(tmp_path, 
     assert sum(CurriculumState(tmp_path / "run" / "curriculum.sqlite").histogram().values()) > 0
 
 
+def test_eval_at_start_and_at_end_run_around_verl_into_the_same_run(tmp_path, monkeypatch) -> None:
+    """eval.at_start evaluates the initial model before run_ppo; eval.at_end asks verl for hf_model in the
+    checkpoints and evaluates the last one. run_ppo (GPUs) is the stand-in: it writes the checkpoint
+    folder verl would write, with the tiny model as its Hugging Face weights."""
+    import shutil
+
+    import verl.trainer.main_ppo as main_ppo
+    from mlflow.tracking import MlflowClient
+
+    from longwriter.engines.verl.launcher import run
+
+    seen = {}
+
+    def fake_run_ppo(config, task_runner_class):
+        seen["save_contents"] = list(config.actor_rollout_ref.actor.checkpoint.save_contents)
+        seen["run_id"] = config.ray_kwargs.ray_init.runtime_env.env_vars.MLFLOW_RUN_ID
+        target = Path(config.trainer.default_local_dir) / "global_step_3" / "actor" / "huggingface"
+        shutil.copytree(config.actor_rollout_ref.model.path, target)
+
+    monkeypatch.setattr(main_ppo, "run_ppo", fake_run_ppo)
+    cfg = project_cfg(tmp_path, ["model=tiny_random", "reward=length", "eval.at_start=true", "eval.at_end=true",
+                                 "eval.metrics=[length]", "eval.limit=2", "eval.max_new_tokens=8",
+                                 "eval.generation_cache=null"])
+    run(cfg, tmp_path / "run")
+    assert "hf_model" in seen["save_contents"]
+    history = MlflowClient(cfg.tracking.tracking_uri).get_metric_history(seen["run_id"], "eval/length_score/mean")
+    assert sorted(m.step for m in history) == [0, 3]  # the initial model, then the last checkpoint (step 3)
+
+
 def test_kl_in_reward_is_refused_with_the_longwriter_estimator(tmp_path) -> None:
-    _, _, report = _prepare(tmp_path, ["reward=length", "engine.kl.use_kl_in_reward=true"])
+    _, _, report = _prepare(tmp_path, ["reward=length", "engine.kl_in_reward=true"])
     assert any("use_kl_in_reward" in e and "silently dropped" in e for e in report.errors), report.errors
-    _, _, report = _prepare(tmp_path, ["reward=length", "engine.kl.use_kl_in_reward=true", "engine.algorithm=ppo"])
+    _, _, report = _prepare(tmp_path, ["reward=length", "engine.kl_in_reward=true", "engine.algorithm=ppo"])
     assert not any("use_kl_in_reward" in e for e in report.errors)
 
 

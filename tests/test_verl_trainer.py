@@ -48,7 +48,7 @@ def _verl_cfg(tmp_path: Path, actor: str):
     from longwriter.engines.verl.launcher import prepare
 
     cfg = project_cfg(tmp_path, ["model=tiny_random", "judge=vllm_server", "engine.val_size=1",
-                                 f"engine.curriculum_actor={actor}", "engine.save_freq=1"], reward=HYBRID_RECIPE)
+                                 f"engine.curriculum_actor={actor}", "engine.save_steps=1"], reward=HYBRID_RECIPE)
     verl_cfg, inputs, train = prepare(cfg, tmp_path / "run", dry_run=True)
     CurriculumState(inputs.curriculum_path).register(train)
     return verl_cfg, train

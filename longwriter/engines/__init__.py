@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -40,6 +41,11 @@ def resolve_output_dir(cfg: DictConfig) -> Path:
     return job_output_dir(cfg, "train")
 
 
+def is_main_process() -> bool:
+    """RANK 0, or a single process (torchrun and `accelerate launch` set RANK before Python starts)."""
+    return int(os.environ.get("RANK", "0") or 0) == 0
+
+
 def prepare_run(cfg: DictConfig) -> tuple[DictConfig, Path]:
     """The config this run trains with and its folder.
 
@@ -53,17 +59,19 @@ def prepare_run(cfg: DictConfig) -> tuple[DictConfig, Path]:
     from longwriter.resume import record_resume, restore_config, save_run_config
     from longwriter.run_names import job_run_name
 
-    max_steps = cfg.engine.get("max_steps", 1)  # (verl counts epochs and steps in its own keys)
-    if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
+    max_steps = cfg.engine.get("max_steps", 1)  # null: engine.num_train_epochs passes over the data
+    if max_steps is not None and (not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1):
         raise ConfigError(f"engine.max_steps={max_steps!r}: must be a whole number of GRPO steps, at least 1 "
-                          f"(e.g. engine.max_steps=50)")
+                          f"(e.g. engine.max_steps=50), or null for engine.num_train_epochs passes over the data")
     output_dir = resolve_output_dir(cfg)
     if cfg.get("resume_from"):
         cfg, accepted = restore_config(cfg, output_dir)
         record_resume(output_dir, accepted)
         save_resume_hydra_files(cfg, output_dir)
         return cfg, output_dir
-    if (output_dir / "mlflow_run.json").exists():
+    # Under `accelerate launch` every process composes the same run folder; only the main one checks it
+    # (the others start while it may already have opened the run).
+    if is_main_process() and (output_dir / "mlflow_run.json").exists():
         raise ConfigError(f"run_name={cfg.run_name} is taken: {output_dir} holds an earlier run; choose another "
                           f"run_name, or continue that run with resume_from={output_dir}")
     with open_dict(cfg):
@@ -79,4 +87,17 @@ def run_training(cfg: DictConfig) -> float | None:
         raise ConfigError(f"engine={name!r} is unknown; choose one of {sorted(_ENGINES)}")
     cfg, output_dir = prepare_run(cfg)
     module = importlib.import_module(_ENGINES[name])
-    return module.run(cfg, output_dir)
+    result = module.run(cfg, output_dir)
+    if cfg.engine.get("dry_run"):
+        return dry_run_objective(cfg)
+    return result
+
+
+def dry_run_objective(cfg: DictConfig) -> float | tuple[float, ...]:
+    """What a dry run returns: 0.0 per objective metric (nothing was trained). Optuna completes a
+    trial only with a number; a dry-run sweep keeps its study in memory and runs one trial
+    (sweeps/common/optuna.yaml), so these zeros never reach a real study."""
+    from longwriter.tracking.objective import objective_metrics
+
+    metrics = objective_metrics(cfg.get("objective"))
+    return 0.0 if len(metrics) == 1 else tuple(0.0 for _ in metrics)

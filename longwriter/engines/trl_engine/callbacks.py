@@ -11,27 +11,11 @@ from pathlib import Path
 from transformers import ProgressCallback, TrainerCallback
 
 from longwriter.curriculum import CURRICULUM_FILE
+from longwriter.tracking.metric_names import rename_trl_metrics
 from longwriter.tracking.mlflow_run import log_metrics
 
 logger = logging.getLogger(__name__)
 
-# TRL's names -> the project's `section/name/stat` names. TRL's own "reward" columns are dropped:
-# the trainer feeds TRL the final advantage as its only reward, so they would be mislabelled.
-_RENAME = {
-    "loss": "train/loss",
-    "grad_norm": "train/grad_norm",
-    "learning_rate": "train/learning_rate",
-    "kl": "train/kl",
-    "entropy": "train/entropy",
-    "epoch": "train/epoch",
-    "num_tokens": "train/num_tokens",
-    "completions/mean_length": "response_length/tokens/mean",
-    "completions/min_length": "response_length/tokens/min",
-    "completions/max_length": "response_length/tokens/max",
-    "completions/clipped_ratio": "response_length/clip_ratio",
-    "frac_reward_zero_std": "advantage/zero_std_group_frac",
-}
-_DROP_PREFIXES = ("reward", "rewards/", "completions/", "step_time")
 # Shown in the per-step progress line when the recipe produces them.
 _PROGRESS_EXTRAS = [
     ("length/words/mean", "words", ".0f"),
@@ -48,20 +32,6 @@ def _number(value, fmt: str) -> str:
     except (TypeError, ValueError):
         return "n/a"
     return "n/a" if number != number else format(number, fmt)
-
-
-def rename_trl_metrics(logs: dict[str, float]) -> dict[str, float]:
-    out = {}
-    for key, value in logs.items():
-        if key in _RENAME:
-            out[_RENAME[key]] = value
-        elif key.startswith("clip_ratio"):
-            out["train/" + key] = value
-        elif key.startswith(_DROP_PREFIXES) and not key.startswith("reward/"):
-            continue
-        else:
-            out[key] = value
-    return out
 
 
 class MlflowProgressCallback(TrainerCallback):
@@ -155,3 +125,21 @@ class CurriculumCheckpointCallback(TrainerCallback):
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         folder.mkdir(parents=True, exist_ok=True)
         self.curriculum.export_json(folder / CURRICULUM_FILE)
+
+
+class CurriculumHistogramCallback(TrainerCallback):
+    """Adds `curriculum/dataset_level_hist/<level>` (share of all training samples per reference level)
+    to each log event, under the name the verl engine logs it; listed before MlflowProgressCallback,
+    which logs the same dict."""
+
+    def __init__(self, curriculum, num_levels: int | None = None) -> None:
+        self.curriculum = curriculum
+        self.num_levels = num_levels  # every level 0..num_levels-1 logged, zeros included (continuous series)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.curriculum is None or not state.is_world_process_zero or logs is None or "train_runtime" in logs:
+            return
+        counts = self.curriculum.histogram(self.num_levels)
+        total = sum(counts.values())
+        for level, count in counts.items():
+            logs[f"curriculum/dataset_level_hist/{level}"] = count / total if total else 0.0

@@ -6,10 +6,16 @@ over the last quarter of the steps).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+from longwriter.engines import is_main_process
+from longwriter.engines.vocabulary import VLLM_MODES, max_steps, rollout_backend
+from longwriter.errors import ConfigError
 
 from longwriter.curriculum import CURRICULUM_FILE
 
@@ -20,23 +26,131 @@ FINAL_MODEL_DIR = "final_model"
 LENGTHS_FILE = "rollout_lengths.jsonl"  # per-step word counts and targets, drawn by longwriter.tracking.plots
 
 
+# GRPOConfig fields the adapter owns: the project's reward integration depends on them (trainer.py).
+_ADAPTER_FIELDS = ("output_dir", "remove_unused_columns", "scale_rewards", "multi_objective_aggregation",
+                   "report_to", "per_device_train_batch_size", "steps_per_generation", "generation_batch_size")
+
+
+def world_size() -> int:
+    """Processes of this run: accelerate and torchrun set WORLD_SIZE before Python starts."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
+def batch_layout(engine_cfg: DictConfig, processes: int) -> tuple[int, int]:
+    """(per_device_train_batch_size, gradient_accumulation_steps) for TRL.
+
+    One optimisation step = `prompts_per_step` prompts x `num_generations` completions over all
+    processes (TRL's generation batch = per_device * processes * steps_per_generation, where
+    steps_per_generation = gradient_accumulation_steps). Each process gets prompts_per_step / processes
+    whole groups, so the rewards, the advantages' groups and the curriculum never see a split group;
+    gradient accumulation splits a process's share into micro batches, it does not add rollouts."""
+    prompts, group, accumulation = (int(engine_cfg.prompts_per_step), int(engine_cfg.num_generations),
+                                    int(engine_cfg.gradient_accumulation_steps))
+    if min(prompts, group, accumulation) < 1:
+        raise ConfigError("engine.prompts_per_step, engine.num_generations and engine.gradient_accumulation_steps "
+                          "must be >= 1")
+    if group < 2:
+        raise ConfigError(f"engine.num_generations={group}: GRPO compares >= 2 completions per prompt "
+                          f"(one response per prompt is PPO with a critic: engine=verl engine.algorithm=ppo)")
+    if prompts % processes:
+        raise ConfigError(f"engine.prompts_per_step={prompts} must be a multiple of the number of processes "
+                          f"({processes}): each process then holds whole groups of {group} completions")
+    per_process = prompts // processes * group
+    if per_process % accumulation:
+        raise ConfigError(f"engine.gradient_accumulation_steps={accumulation} must divide the completions per "
+                          f"process and step ({per_process} = prompts_per_step / processes * num_generations)")
+    return per_process // accumulation, accumulation
+
+
+def refuse_verl_only(engine_cfg: DictConfig) -> None:
+    """verl-only settings the TRL engine cannot honour (the rest of the verl-only keys are ignored)."""
+    if str(engine_cfg.algorithm) != "grpo":
+        raise ConfigError(f"engine.algorithm={engine_cfg.algorithm}: the TRL engine trains GRPO only; PPO with a "
+                          f"critic needs engine=verl")
+    if bool(engine_cfg.kl_in_reward):
+        raise ConfigError("engine.kl_in_reward=true: TRL's GRPO puts the KL term (engine.beta) in the loss; "
+                          "a KL penalty inside the reward needs engine=verl")
+    if engine_cfg.get("eval_steps") is not None:
+        raise ConfigError(f"engine.eval_steps={engine_cfg.eval_steps}: the TRL engine validates with "
+                          f"eval.at_start / eval.at_end (periodic validation is verl's trainer.test_freq)")
+
+
+def attn_implementation(setting: str, cuda: bool) -> str:
+    """auto: flash_attention_2 on a GPU where flash-attn is installed, else PyTorch's sdpa."""
+    if setting != "auto":
+        return setting
+    if cuda:
+        import importlib.util
+
+        if importlib.util.find_spec("flash_attn") is not None:
+            return "flash_attention_2"
+    return "sdpa"
+
+
+def _vllm_args(engine_cfg: DictConfig) -> dict:
+    rollout = engine_cfg.rollout
+    if rollout_backend(engine_cfg, "trl") != "vllm":
+        return {"use_vllm": False}
+    mode = str(rollout.vllm_mode)
+    if mode not in VLLM_MODES:
+        raise ConfigError(f"engine.rollout.vllm_mode={mode!r}: choose one of {', '.join(VLLM_MODES)}")
+    args = {"use_vllm": True, "vllm_mode": mode,
+            "vllm_gpu_memory_utilization": float(rollout.gpu_memory_utilization),
+            "vllm_tensor_parallel_size": int(rollout.tensor_parallel_size)}
+    if rollout.server_base_url:
+        args["vllm_server_base_url"] = str(rollout.server_base_url)
+    return args
+
+
+def _raw_trl_args(engine_cfg: DictConfig) -> dict:
+    """`engine.trl.<GRPOConfig field>`: any other TRL setting, by TRL's own name."""
+    import dataclasses
+
+    from trl import GRPOConfig
+
+    raw = OmegaConf.to_container(engine_cfg.get("trl") or OmegaConf.create({}), resolve=True)
+    known = {f.name for f in dataclasses.fields(GRPOConfig)}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"engine.trl.{key}: TRL {_trl_version()}'s GRPOConfig has no field {key!r}")
+        if key in _ADAPTER_FIELDS:
+            raise ConfigError(f"engine.trl.{key}: set by the TRL adapter (the project's rewards depend on it); "
+                              f"see docs/engines.md")
+    return raw
+
+
+def _trl_version() -> str:
+    import trl
+
+    return trl.__version__
+
+
 def _grpo_config(cfg: DictConfig, output_dir: Path, precision: str = "fp32"):
-    """TRL's arguments; `precision` is the resolved `engine.precision` (bf16: autocast, fp32 master weights)."""
+    """TRL's arguments from the engine vocabulary (table: longwriter/engines/vocabulary.py)."""
     from trl import GRPOConfig
 
     e = cfg.engine
+    refuse_verl_only(e)
+    per_device, accumulation = batch_layout(e, world_size())
+    steps = max_steps(e)
     return GRPOConfig(
         output_dir=str(output_dir / CHECKPOINT_DIR),
-        max_steps=int(e.max_steps),
-        per_device_train_batch_size=int(e.prompts_per_step) * int(e.num_generations),
+        max_steps=-1 if steps is None else steps,
+        num_train_epochs=float(e.num_train_epochs),
+        per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=accumulation,
         num_generations=int(e.num_generations),
         max_completion_length=int(e.max_completion_length),
         temperature=float(e.temperature),
         top_p=float(e.top_p),
         learning_rate=float(e.learning_rate),
-        beta=float(e.beta),
         lr_scheduler_type=str(e.lr_scheduler_type),
-        gradient_accumulation_steps=int(e.gradient_accumulation_steps),
+        warmup_steps=_warmup_fraction(e),  # transformers 5: a float in [0, 1) is a ratio of the steps
+        beta=float(e.beta),
+        epsilon=float(e.clip_ratio_low),
+        epsilon_high=float(e.clip_ratio_high),
+        loss_type=str(e.loss_type),
+        mask_truncated_completions=bool(e.mask_truncated_completions),
         gradient_checkpointing=bool(e.gradient_checkpointing),
         save_strategy="steps",
         save_steps=int(e.save_steps),
@@ -52,7 +166,16 @@ def _grpo_config(cfg: DictConfig, output_dir: Path, precision: str = "fp32"):
         dataloader_num_workers=0,
         use_cpu=not _has_accelerator(),
         bf16=precision == "bf16",
+        **_vllm_args(e),
+        **_raw_trl_args(e),
     )
+
+
+def _warmup_fraction(engine_cfg: DictConfig) -> float:
+    ratio = float(engine_cfg.warmup_ratio)
+    if not 0.0 <= ratio < 1.0:
+        raise ConfigError(f"engine.warmup_ratio={ratio}: a fraction of the steps in [0, 1)")
+    return ratio
 
 
 def _has_accelerator() -> bool:
@@ -99,6 +222,10 @@ def _train_dataset(samples, recipe, tokenizer, max_prompt_length: int | None):
     return Dataset.from_list(rows)
 
 
+def _num_levels(samples) -> int:
+    return max((len(s.references) for s in samples), default=0)
+
+
 def _restore_curriculum(curriculum, checkpoint: str | None) -> None:
     if curriculum is None or checkpoint is None:
         return
@@ -135,7 +262,9 @@ def build_trainer(cfg: DictConfig, output_dir: Path, model_path: str, samples, s
     precision = resolve_precision(cfg.engine.get("precision"), "cuda" if _has_accelerator() else "cpu")
     logger.info("engine.precision=%s -> %s (%s)", cfg.engine.get("precision", "auto"), precision, cpu_summary())
     args = _grpo_config(cfg, output_dir, precision)
-    args.model_init_kwargs = {"dtype": str(cfg.model.get("dtype", "float32"))}
+    args.model_init_kwargs = {"dtype": str(cfg.model.get("dtype", "float32")),
+                              "attn_implementation": attn_implementation(str(cfg.engine.attn_implementation),
+                                                                         _has_accelerator())}
     samples_by_id = {s.id: s for s in samples}
     return LongwriterGRPOTrainer(
         model=model_path,
@@ -154,7 +283,38 @@ def build_trainer(cfg: DictConfig, output_dir: Path, model_path: str, samples, s
     )
 
 
+def dry_run(cfg: DictConfig, output_dir: Path) -> None:
+    """`engine.dry_run=true`: map the vocabulary onto GRPOConfig (TRL's own checks run), load the data,
+    build the reward recipe and check the in-training evaluation settings; no model, no training."""
+    from longwriter.pipeline import load_training_samples
+    from longwriter.rewards import build_recipe
+
+    args = _grpo_config(cfg, output_dir)
+    samples = load_training_samples(cfg)
+    # Option typos and unknown components fail here (placeholder judges: nothing is called).
+    build_recipe(OmegaConf.to_container(cfg.reward, resolve=True), pairwise_judge=object(),
+                 pointwise_judge=object(), curriculum=None)
+    if cfg.get("eval") and (cfg.eval.at_start or cfg.eval.at_end):
+        from longwriter.evaluation.runner import EvalSettings
+
+        EvalSettings.from_config(cfg.eval)
+    folder = output_dir / "trl"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "grpo_config.json").write_text(args.to_json_string())
+    print(f"trl dry run: GRPOConfig {folder / 'grpo_config.json'}; {len(samples)} samples; "
+          f"{world_size()} process(es) x {args.per_device_train_batch_size} completions x "
+          f"{args.gradient_accumulation_steps} accumulation steps per step; validated")
+
+
 def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
+    if bool(cfg.engine.get("dry_run")):
+        return dry_run(cfg, output_dir)
+    return train(cfg, output_dir)
+
+
+def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
+    """One GRPO run. With several processes (accelerate launch), only the main process opens the MLflow
+    run, logs and evaluates; every process trains its share of each step's groups."""
     import mlflow
     from transformers import ProgressCallback
     from transformers.trainer_utils import get_last_checkpoint
@@ -162,6 +322,7 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
     from longwriter.async_utils import BackgroundLoop
     from longwriter.engines.trl_engine.callbacks import (
         CurriculumCheckpointCallback,
+        CurriculumHistogramCallback,
         MlflowProgressCallback,
         QuietProgressBar,
     )
@@ -187,34 +348,42 @@ def run(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None:
     require_references(component_types(cfg.reward).values(), samples, str(cfg.data.name))
     setup = build_reward_setup(cfg, output_dir)
     _restore_curriculum(setup.curriculum, checkpoint)
-    if setup.curriculum is not None:
-        setup.curriculum.register(samples)  # so curriculum/level/mean_all covers every training sample
+    if setup.curriculum is not None:  # so curriculum/level/mean_all and the level histogram cover every sample
+        setup.curriculum.register(samples)
 
     loop = BackgroundLoop()
     trainer = None
+    main = is_main_process()
     progress = MlflowProgressCallback(lambda: trainer, cfg.engine.sample_every, cfg.engine.num_samples_logged)
+    # One MLflow run, opened by the main process; the others train without tracking.
+    resuming = bool(cfg.get("resume_from"))
+    tracking = (mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), parent_run_id=sweep_parent_run_id(cfg),
+                           resume=resuming) if main else contextlib.nullcontext())
     try:
         check_judge(setup.judge_backend, loop)
-        resuming = bool(cfg.get("resume_from"))
-        with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), parent_run_id=sweep_parent_run_id(cfg),
-                        resume=resuming) as run:
-            if resuming:
-                log_resume(cfg, run.info.run_id, output_dir, checkpoint)
-            mlflow.set_tags({"engine": "trl", "reward": str(cfg.reward.name), "model": str(cfg.model.name)})
+        with tracking as run:
+            if main:
+                if resuming:
+                    log_resume(cfg, run.info.run_id, output_dir, checkpoint)
+                mlflow.set_tags({"engine": "trl", "reward": str(cfg.reward.name), "model": str(cfg.model.name),
+                                 "processes": str(world_size())})
             trainer = build_trainer(cfg, output_dir, model_path, samples, setup, loop,
-                                    callbacks=[progress, CurriculumCheckpointCallback(setup.curriculum)])
+                                    callbacks=[CurriculumHistogramCallback(setup.curriculum, _num_levels(samples)),
+                                               progress, CurriculumCheckpointCallback(setup.curriculum)])
             trainer.unknown_streak = UnknownVerdictStreak(cfg.get("stop_after_unknown_steps"),
                                                           judge_endpoint(setup.judge_backend))
             # Keep the progress bar but not its dump of every raw TRL log dict: our callback prints
             # one readable line per step (time split and ETA).
             trainer.remove_callback(ProgressCallback)
             trainer.add_callback(QuietProgressBar)
-            if cfg.get("eval") and cfg.eval.at_start and checkpoint is None:  # the "before" of before/after
+            if main and cfg.get("eval") and cfg.eval.at_start and checkpoint is None:  # the "before" of before/after
                 from longwriter.evaluation.runner import evaluate_in_training
                 evaluate_in_training(cfg, model_path, step=0, label="eval/initial", model_label=str(cfg.model.name))
             trainer.train(resume_from_checkpoint=checkpoint)
             final_dir = output_dir / FINAL_MODEL_DIR
-            trainer.save_model(str(final_dir))
+            trainer.save_model(str(final_dir))  # every process calls it; the main one writes
+            if not main:
+                return None
             if setup.curriculum is not None:
                 setup.curriculum.export_json(final_dir / CURRICULUM_FILE)
                 mlflow.log_artifact(str(final_dir / CURRICULUM_FILE), "curriculum")

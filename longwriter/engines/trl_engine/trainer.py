@@ -8,10 +8,10 @@ advantage, and TRL receives it as the single "reward" column with `scale_rewards
 TRL then subtracts the group mean, which is already 0 for these advantages, so what TRL optimises
 with is exactly the project's function (tests/test_trl_engine.py checks it).
 
-Known limit with several processes: each process scores (and reports curriculum wins for) its own
-slice of the batch; when TRL splits one prompt's group across processes, the `any`/`majority`
-rules see two partial groups. Keep `prompts_per_step * num_generations` divisible by the number of
-processes times the group size, or use the verl engine, which commits levels once per step.
+With several processes each process scores (and reports curriculum wins for) its own slice of the
+batch. `run.batch_layout` gives every process whole groups (prompts_per_step must be a multiple of
+the processes) and `check_whole_groups` enforces it, so the `any`/`majority` rules always see a whole
+group; the step's metrics are merged over the processes before the main process logs them.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from accelerate.utils import gather, is_peft_model
+from accelerate.utils import gather, gather_object, is_peft_model
 from trl import GRPOTrainer
 
 from longwriter.advantages import combine_advantages
@@ -44,6 +44,37 @@ def completion_text(completion: Any) -> str:
     if isinstance(completion, str):
         return completion
     return "".join(message.get("content", "") for message in completion)
+
+
+def check_whole_groups(samples: list[Sample], num_generations: int) -> None:
+    """Each process must hold whole groups (run.batch_layout arranges it): the rewards, the advantage
+    groups and the curriculum's any/majority verdicts are computed per process."""
+    ids = [s.id for s in samples]
+    if len(ids) % num_generations or any(len(set(ids[i:i + num_generations])) != 1
+                                         for i in range(0, len(ids), num_generations)):
+        raise RuntimeError(f"a group of {num_generations} completions is split across processes "
+                           f"(this process holds {ids}); keep engine.prompts_per_step a multiple of the processes")
+
+
+LEVEL_HIST_PREFIX = "curriculum/level_hist/"
+
+
+def merge_process_metrics(per_process: list[dict[str, float]], summed: set[str]) -> dict[str, float]:
+    """One value per metric for the whole step from every process's share (equal shares: whole groups
+    per process): counts in `summed` are added, the rest averaged over the processes that report them
+    (NaN skipped); a level-histogram bin that a process lacks counts 0 there."""
+    keys = sorted({k for metrics in per_process for k in metrics})
+    merged = {}
+    for key in keys:
+        absent = 0.0 if key.startswith(LEVEL_HIST_PREFIX) else np.nan
+        values = np.array([m.get(key, absent) for m in per_process], dtype=np.float64)
+        known = values[~np.isnan(values)]
+        if key in summed:
+            merged[key] = float(known.sum())
+        else:
+            merged[key] = float(known.mean()) if known.size else float("nan")
+    return merged
+
 
 class RecipeReward:
     """The recipe as a plain TRL reward function (weighted sum of components per completion).
@@ -93,7 +124,8 @@ class LongwriterGRPOTrainer(GRPOTrainer):
         self.lengths_path = lengths_path  # one JSON line per training step: word counts and targets (plots)
         self.precision = precision
         self.generation_copy = None
-        if precision == "bf16":
+        # One process only: under DDP/FSDP/DeepSpeed the wrapped models are the engines' to cast and swap.
+        if precision == "bf16" and self.accelerator.num_processes == 1:
             if self.ref_model is not None:
                 self.ref_model.to(torch.bfloat16)
             if not self.use_vllm and not is_peft_model(self.model):
@@ -178,6 +210,7 @@ class LongwriterGRPOTrainer(GRPOTrainer):
         mode = self._mode()
         num_generations = self.num_generations if mode == "train" else self.num_generations_eval
         samples = [self.samples_by_id[str(row["sample_id"])] for row in inputs]
+        check_whole_groups(samples, num_generations)
         offset = self.accelerator.process_index * len(inputs)
         local_groups = (offset + np.arange(len(inputs))) // num_generations
         return RolloutBatch(samples=samples, completions=texts, group_index=local_groups, training=mode == "train")
@@ -208,9 +241,13 @@ class LongwriterGRPOTrainer(GRPOTrainer):
             self.recipe.combine, self.recipe.eps,
         )
 
-        step_metrics = {**scores.metrics, **self.judge_usage.step_metrics()}
+        usage = self.judge_usage.step_metrics()
+        step_metrics = {**scores.metrics, **usage}
+        if self.accelerator.num_processes > 1:  # the whole step's values, not the main process's share
+            step_metrics = merge_process_metrics(gather_object([step_metrics]),
+                                                 summed=set(usage) - {"judge/cache_hit_rate"})
         if self.unknown_streak is not None and mode == "train":  # raises past the limit: the run fails
-            step_metrics.update(self.unknown_streak.update(scores.metrics, self.state.global_step + 1))
+            step_metrics.update(self.unknown_streak.update(step_metrics, self.state.global_step + 1))
         for name, value in step_metrics.items():
             self._metrics[mode][name].append(float(value))
         self._metrics[mode]["timing/reward_s"].append(time.perf_counter() - start)

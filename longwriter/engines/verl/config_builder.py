@@ -2,7 +2,8 @@
 
 verl's packaged Hydra config (`verl/trainer/config/ppo_trainer.yaml` and its defaults list) stays
 the one home of every verl default: it is composed with Hydra's compose API, then only the keys
-the project decides are overridden (`verl_overrides`), then `engine.overrides` (raw verl keys).
+the project maps from its engine vocabulary are overridden (`verl_overrides`), then `engine.verl`
+(raw verl keys, e.g. engine.verl.data.train_batch_size=8).
 Overrides are merged in struct mode, so a key verl does not have is an error, not a silent no-op.
 """
 
@@ -16,6 +17,7 @@ from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from longwriter.engines.vocabulary import flat_items, max_steps, rollout_backend
 from longwriter.errors import ConfigError
 
 VERL_CONFIG_MODULE = "verl.trainer.config"
@@ -95,8 +97,31 @@ def longwriter_settings(cfg: DictConfig, inputs: VerlInputs) -> dict[str, Any]:
     }
 
 
+def _precision_dtype(engine_cfg: DictConfig) -> str:
+    """verl trains on GPUs: auto is bf16 mixed precision (verl's own default), fp32 turns it off."""
+    precision = str(engine_cfg.get("precision", "auto")).lower()
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ConfigError(f"engine.precision={precision!r} is not one of auto, bf16, fp32")
+    return "float32" if precision == "fp32" else "bfloat16"
+
+
+def _model(cfg: DictConfig, inputs: VerlInputs) -> dict[str, Any]:
+    e = cfg.engine
+    model: dict[str, Any] = {"path": inputs.model_path,
+                             "enable_gradient_checkpointing": bool(e.gradient_checkpointing)}
+    if e.lora.enabled:
+        model.update({"lora_rank": int(e.lora.r), "lora_alpha": int(e.lora.alpha),
+                      "target_modules": list(e.lora.target_modules)})
+    else:
+        model["lora_rank"] = 0
+    if str(e.attn_implementation) != "auto":
+        model["override_config"] = {"attn_implementation": str(e.attn_implementation)}
+    return model
+
+
 def verl_overrides(cfg: DictConfig, inputs: VerlInputs) -> dict[str, Any]:
-    """The verl keys this project sets, as a nested dict (everything else keeps verl's default)."""
+    """The verl keys this project sets from the shared engine vocabulary (conf/engine/shared/grpo.yaml;
+    the name table is longwriter/engines/vocabulary.py); everything else keeps verl's default."""
     e = cfg.engine
     algorithm = str(e.algorithm)
     if algorithm not in ALGORITHMS:
@@ -104,46 +129,60 @@ def verl_overrides(cfg: DictConfig, inputs: VerlInputs) -> dict[str, Any]:
     estimator, use_critic = ALGORITHMS[algorithm]
     strategy = str(e.strategy)
     micro = int(e.micro_batch_size_per_gpu)
+    beta, kl_in_reward = float(e.beta), bool(e.kl_in_reward)
+    dtype = _precision_dtype(e)
+    optim = {"lr": float(e.learning_rate), "lr_warmup_steps_ratio": float(e.warmup_ratio),
+             "lr_scheduler_type": str(e.lr_scheduler_type)}
     actor: dict[str, Any] = {
-        "optim": {"lr": float(e.actor_lr), "lr_warmup_steps_ratio": float(e.lr_warmup_steps_ratio)},
-        "ppo_mini_batch_size": int(e.ppo_mini_batch_size),
+        "optim": optim,
+        # null: one update per step, following data.train_batch_size (also when engine.verl sets that).
+        "ppo_mini_batch_size": int(e.ppo_mini_batch_size) if e.ppo_mini_batch_size else "${data.train_batch_size}",
         "ppo_micro_batch_size_per_gpu": micro,
         "use_dynamic_bsz": bool(e.use_dynamic_bsz),
         "clip_ratio_low": float(e.clip_ratio_low),
         "clip_ratio_high": float(e.clip_ratio_high),
         "entropy_coeff": float(e.entropy_coeff),
         "loss_agg_mode": str(e.loss_agg_mode),
-        "use_kl_loss": bool(e.kl.use_kl_loss),
-        "kl_loss_coef": float(e.kl.kl_loss_coef),
-        "kl_loss_type": str(e.kl.kl_loss_type),
+        # beta is the KL loss coefficient (GRPO); with kl_in_reward it is the in-reward penalty instead.
+        "use_kl_loss": beta > 0 and not kl_in_reward,
+        "kl_loss_coef": beta,
+        "kl_loss_type": str(e.kl_loss_type),
     }
+    ref: dict[str, Any] = {"log_prob_micro_batch_size_per_gpu": micro}
     critic: dict[str, Any] = {"enable": use_critic, "model": {"path": inputs.model_path}}
     if strategy != "megatron":
         actor["strategy"] = strategy
         critic["strategy"] = strategy
+        actor["fsdp_config"] = {"dtype": dtype}
+        ref["fsdp_config"] = {"dtype": dtype}
     if use_critic:
         critic.update({"optim": {"lr": float(e.critic_lr)}, "ppo_micro_batch_size_per_gpu": micro})
-    val_temperature = float(e.rollout.val_temperature)
+    if cfg.get("eval") and cfg.eval.at_end:
+        # eval.at_end evaluates the last checkpoint's Hugging Face weights (verl saves shards otherwise).
+        actor["checkpoint"] = {"save_contents": ["model", "optimizer", "extra", "hf_model"]}
+    val_temperature = float(e.val_temperature)
+    eval_steps = e.get("eval_steps")
     return {
         "data": {
             "train_files": str(inputs.train_file),
             "val_files": str(inputs.val_file),
-            "train_batch_size": int(e.train_batch_size),
+            "train_batch_size": int(e.prompts_per_step),
             "max_prompt_length": int(e.max_prompt_length),
-            "max_response_length": int(e.max_response_length),
+            "max_response_length": int(e.max_completion_length),
             "filter_overlong_prompts": True,
             "seed": int(cfg.seed),
         },
         "actor_rollout_ref": {
-            "model": {"path": inputs.model_path},
+            "model": _model(cfg, inputs),
             "actor": actor,
-            "ref": {"log_prob_micro_batch_size_per_gpu": micro},
+            "ref": ref,
             "rollout": {
-                "name": str(e.rollout.name),
-                "n": int(e.rollout_n),
+                "name": rollout_backend(e, "verl"),
+                "n": int(e.num_generations),
                 "temperature": float(e.temperature),
                 "top_p": float(e.top_p),
-                "tensor_model_parallel_size": int(e.rollout.tensor_model_parallel_size),
+                "dtype": dtype,
+                "tensor_model_parallel_size": int(e.rollout.tensor_parallel_size),
                 "gpu_memory_utilization": float(e.rollout.gpu_memory_utilization),
                 "log_prob_micro_batch_size_per_gpu": micro,
                 "val_kwargs": {"temperature": val_temperature, "do_sample": val_temperature > 0},
@@ -152,18 +191,18 @@ def verl_overrides(cfg: DictConfig, inputs: VerlInputs) -> dict[str, Any]:
         "critic": critic,
         "algorithm": {
             "adv_estimator": estimator,
-            "use_kl_in_reward": bool(e.kl.use_kl_in_reward),
-            "kl_ctrl": {"kl_coef": float(e.kl.kl_coef)},
+            "use_kl_in_reward": kl_in_reward,
+            "kl_ctrl": {"kl_coef": beta if kl_in_reward else 0.0},
         },
         "reward": {"num_workers": int(e.reward_workers), "reward_manager": {"source": "register",
                                                                               "name": REWARD_MANAGER}},
         "trainer": {
             "nnodes": int(e.nnodes),
             "n_gpus_per_node": int(e.n_gpus_per_node),
-            "total_epochs": int(e.total_epochs),
-            "total_training_steps": None if e.total_training_steps is None else int(e.total_training_steps),
-            "save_freq": int(e.save_freq),
-            "test_freq": int(e.test_freq),
+            "total_epochs": int(e.num_train_epochs),
+            "total_training_steps": max_steps(e),
+            "save_freq": int(e.save_steps),
+            "test_freq": -1 if eval_steps is None else int(eval_steps),
             "val_before_train": bool(e.val_before_train),
             "logger": ["console", "mlflow"],
             "project_name": str(cfg.tracking.experiment_name),   # verl's MLflow experiment
@@ -188,18 +227,39 @@ def verl_additions(cfg: DictConfig, inputs: VerlInputs) -> dict[str, Any]:
     }
 
 
+def _is_free_form(verl_cfg: DictConfig, key: str) -> bool:
+    """A verl key may be added under a node verl leaves open: an empty mapping such as
+    `actor_rollout_ref.model.override_config` or `rollout.engine_kwargs.vllm`."""
+    parts = key.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        node = OmegaConf.select(verl_cfg, ".".join(parts[:cut]), default="__missing__")
+        if isinstance(node, str) and node == "__missing__":
+            continue
+        return isinstance(node, DictConfig) and len(node) == 0
+    return False
+
+
+def apply_native_keys(verl_cfg: DictConfig, native: Any) -> DictConfig:
+    """`engine.verl.<verl key>`: verl's own keys, as verl users type them, applied last (they win over the
+    vocabulary). An unknown key is an error naming it, never a silent no-op."""
+    for key, value in flat_items(native):
+        missing = OmegaConf.select(verl_cfg, key, default="__missing__")
+        if isinstance(missing, str) and missing == "__missing__" and not _is_free_form(verl_cfg, key):
+            raise ConfigError(f"engine.verl.{key}: verl's config has no key '{key}' (verl 0.9.1 ppo_trainer)")
+        with open_dict(verl_cfg):
+            OmegaConf.update(verl_cfg, key, value, merge=True)
+    return verl_cfg
+
+
 def build_verl_config(cfg: DictConfig, inputs: VerlInputs) -> DictConfig:
-    """verl's composed defaults <- our keys <- `engine.overrides`; verl interpolations are kept."""
+    """verl's composed defaults <- the vocabulary's keys <- `engine.verl` (raw verl keys); verl
+    interpolations are kept."""
     groups = ["model_engine=megatron"] if str(cfg.engine.strategy) == "megatron" else []
     verl_cfg = compose_verl_defaults(groups)
     verl_cfg = OmegaConf.merge(verl_cfg, verl_overrides(cfg, inputs))
     with open_dict(verl_cfg):
         verl_cfg = OmegaConf.merge(verl_cfg, verl_additions(cfg, inputs))
-    for key, value in (_plain(cfg.engine.get("overrides")) or {}).items():
-        if OmegaConf.select(verl_cfg, key, default="__missing__") == "__missing__":
-            raise ConfigError(f"engine.overrides: verl's config has no key '{key}'")
-        OmegaConf.update(verl_cfg, key, value, merge=True)
-    return verl_cfg
+    return apply_native_keys(verl_cfg, cfg.engine.get("verl"))
 
 
 def save_verl_config(verl_cfg: DictConfig, path: Path) -> Path:

@@ -122,6 +122,7 @@ def run(cfg: DictConfig, output_dir: Path) -> float | None:
     output_dir.mkdir(parents=True, exist_ok=True)
     verl_cfg, inputs, train = prepare(cfg, output_dir, dry_run)
     report = validate_verl(verl_cfg, strict_data=not dry_run, stand_in_model=stand_in_model(cfg) if dry_run else None)
+    _check_in_training_eval(cfg, verl_cfg, report)
     verl_dir = output_dir / VERL_DIR
     (verl_dir / "validation.json").write_text(json.dumps(asdict(report), indent=1))
     for warning in report.warnings:
@@ -133,6 +134,38 @@ def run(cfg: DictConfig, output_dir: Path) -> float | None:
               f"validated ({report.facts})")
         return None
     return _launch(cfg, verl_cfg, inputs, train, output_dir)
+
+
+def _check_in_training_eval(cfg: DictConfig, verl_cfg: DictConfig, report) -> None:
+    """eval.at_start / eval.at_end run the project's evaluation in the driver, around verl's training
+    (the same function the TRL engine calls); a dry run checks their settings."""
+    if not (cfg.get("eval") and (cfg.eval.at_start or cfg.eval.at_end)):
+        return
+    from longwriter.errors import ConfigError
+    from longwriter.evaluation.runner import EvalSettings
+
+    try:
+        EvalSettings.from_config(cfg.eval)
+    except ConfigError as error:
+        report.errors.append(str(error))
+    if cfg.eval.at_end and int(verl_cfg.trainer.save_freq) <= 0:
+        report.errors.append(f"eval.at_end evaluates the last checkpoint, but trainer.save_freq="
+                             f"{verl_cfg.trainer.save_freq} saves none: set engine.save_steps > 0")
+    report.facts["eval"] = [k for k in ("at_start", "at_end") if cfg.eval[k]]
+
+
+def final_hf_model(checkpoints: Path) -> tuple[str, int] | None:
+    """The last `global_step_N/actor/huggingface` folder verl wrote with hf_model in save_contents."""
+    found = []
+    for folder in checkpoints.glob("global_step_*"):
+        hf = folder / "actor" / "huggingface"
+        step = folder.name.removeprefix("global_step_")
+        if step.isdigit() and (hf / "config.json").exists():
+            found.append((int(step), hf))
+    if not found:
+        return None
+    step, path = max(found)
+    return str(path), step
 
 
 def run_verl(cfg: DictConfig) -> float | None:
@@ -192,8 +225,19 @@ def _launch(cfg: DictConfig, verl_cfg: DictConfig, inputs: VerlInputs, train, ou
         auto_set_device(verl_cfg)
         start_ray(verl_cfg)
         check_plugin_in_ray_worker()
+        if cfg.get("eval") and cfg.eval.at_start and not cfg.get("resume_from"):  # the "before" of before/after
+            from longwriter.evaluation.runner import evaluate_in_training
+            evaluate_in_training(cfg, inputs.model_path, step=0, label="eval/initial", model_label=str(cfg.model.name))
         run_ppo(verl_cfg, task_runner_class=TaskRunnerV1)
         mlflow.set_tag("final_model_path", str(verl_cfg.trainer.default_local_dir))
+        if cfg.get("eval") and cfg.eval.at_end:
+            from longwriter.errors import LongwriterError
+            from longwriter.evaluation.runner import evaluate_in_training
+            final = final_hf_model(Path(str(verl_cfg.trainer.default_local_dir)))
+            if final is None:
+                raise LongwriterError(f"eval.at_end: no global_step_*/actor/huggingface under "
+                                      f"{verl_cfg.trainer.default_local_dir} (verl saved no hf_model)")
+            evaluate_in_training(cfg, final[0], step=final[1], label="eval/final")
         objective = run_objective(run.info.run_id, cfg.get("objective"))  # the same objective as the TRL engine
         log_objective(objective, cfg.get("objective"))
         print_run_summary(run, str(verl_cfg.trainer.default_local_dir))

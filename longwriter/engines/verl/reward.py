@@ -33,8 +33,9 @@ logger = logging.getLogger(__name__)
 
 TOTAL_KEY = "score"  # verl's conventional name for the scalar in reward_extra_info
 # Per-batch metrics that mean nothing for one response, or that the trainer recomputes per step
-# from the components (reward/*); every other recipe metric is kept, and averaged per step.
-_DROPPED_METRIC_PREFIXES = ("curriculum/level_hist/", "curriculum/moved", "reward/")
+# from the components (reward/*); every other recipe metric is kept, and averaged per step (a
+# response's curriculum/level_hist/<l> is 1 at its level, so the step mean is the batch histogram).
+_DROPPED_METRIC_PREFIXES = ("curriculum/moved", "reward/")
 
 
 def group_key(uid: Any) -> int:

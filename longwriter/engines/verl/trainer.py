@@ -39,6 +39,7 @@ from longwriter.engines.verl.advantage import AdvantageInputs, provide
 from longwriter.engines.verl.config_builder import ADV_ESTIMATOR, TRAINER_MODE
 from longwriter.engines.verl.curriculum_actor import get_or_create
 from longwriter.rewards.base import nanmean
+from longwriter.tracking.metric_names import add_project_names
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,10 @@ def reward_settings(config) -> dict[str, Any]:
     return OmegaConf.to_container(block, resolve=True)
 
 
+LEVEL_HIST_PREFIX = "curriculum/level_hist/"   # share of the step's responses per reference level (as TRL)
+DATASET_HIST_PREFIX = "curriculum/dataset_level_hist/"  # share of all training samples per level
+
+
 def step_metrics(inputs: AdvantageInputs, infos: list) -> dict[str, float]:
     """Per-step reward metrics: component means and unknown rates, the weighted total, and the batch
     mean of every per-response recipe metric (e.g. judge/win_rate: the mean of 0/1 is the rate)."""
@@ -61,7 +66,9 @@ def step_metrics(inputs: AdvantageInputs, infos: list) -> dict[str, float]:
     metrics["reward/total/mean"] = nanmean(weighted_reward_sum(inputs.rewards, inputs.weights))
     keys = {k for info in infos if info for k in info} - set(inputs.rewards) - {"score"}
     for key in sorted(keys):
-        values = [(info or {}).get(key) for info in infos]
+        # A response whose sample has fewer references than this level is not at it: 0, not unknown.
+        absent = 0.0 if key.startswith(LEVEL_HIST_PREFIX) else None
+        values = [(info or {}).get(key, absent) for info in infos]
         numbers = [float(v) if isinstance(v, (int, float)) else float("nan") for v in values]
         metrics[key] = nanmean(numbers)
     return metrics
@@ -121,8 +128,12 @@ class LongWriterSyncTrainer(PPOTrainerSync):
             metrics["curriculum/moved"] = float(result["moved"])
             total = sum(result["histogram"].values())
             for level, count in result["histogram"].items():
-                metrics[f"curriculum/state_hist/{level}"] = count / total if total else 0.0
+                metrics[f"{DATASET_HIST_PREFIX}{level}"] = count / total if total else 0.0
         return batch
+
+    def _compute_metrics(self, batch, metrics, timing_raw, global_steps, epoch):
+        super()._compute_metrics(batch, metrics, timing_raw, global_steps, epoch)
+        add_project_names(metrics)  # train/kl, response_length/tokens/mean, ... as the TRL engine names them
 
     # 3. resume
     def _load_checkpoint(self):

@@ -122,9 +122,9 @@ def _check_algorithm(verl_cfg: DictConfig, report: ValidationReport) -> None:
     except (KeyError, TypeError, ValueError) as error:
         report.errors.append(f"reward recipe: {error}")
     if verl_cfg.algorithm.adv_estimator == ADV_ESTIMATOR and bool(verl_cfg.algorithm.use_kl_in_reward):
-        report.errors.append("algorithm.use_kl_in_reward=true (engine.kl.use_kl_in_reward) with the longwriter "
+        report.errors.append("algorithm.use_kl_in_reward=true (engine.kl_in_reward) with the longwriter "
                              "estimator: it combines the reward components, never verl's KL-penalised token "
-                             "rewards, so the penalty would be silently dropped; use engine.kl.use_kl_loss=true "
+                             "rewards, so the penalty would be silently dropped; use the KL loss (engine.kl_in_reward=false, engine.beta > 0) "
                              "(GRPO) or engine.algorithm=ppo")
     n = int(verl_cfg.actor_rollout_ref.rollout.n)
     if verl_cfg.algorithm.adv_estimator == ADV_ESTIMATOR and n < 2:
