@@ -194,7 +194,12 @@ def test_eval_at_start_and_at_end_run_around_verl_into_the_same_run(tmp_path, mo
     cfg = project_cfg(tmp_path, ["model=tiny_random", "reward=length", "eval.at_start=true", "eval.at_end=true",
                                  "eval.metrics=[length]", "eval.limit=2", "eval.max_new_tokens=8",
                                  "eval.generation_cache=null"])
-    run(cfg, tmp_path / "run")
+    import ray
+
+    try:  # the launcher starts Ray before run_ppo; later test modules start their own
+        run(cfg, tmp_path / "run")
+    finally:
+        ray.shutdown()
     assert "hf_model" in seen["save_contents"]
     history = MlflowClient(cfg.tracking.tracking_uri).get_metric_history(seen["run_id"], "eval/length_score/mean")
     assert sorted(m.step for m in history) == [0, 3]  # the initial model, then the last checkpoint (step 3)
