@@ -47,7 +47,7 @@ def _verl_cfg(tmp_path: Path, actor: str):
     from longwriter.curriculum import CurriculumState
     from longwriter.engines.verl.launcher import prepare
 
-    cfg = project_cfg(tmp_path, ["model=tiny_random", "judge=vllm_server", "engine.val_size=1",
+    cfg = project_cfg(tmp_path, ["model=tiny_random", "data=builtin", "judge=vllm_server", "engine.val_size=1",
                                  f"engine.curriculum_actor={actor}", "engine.save_steps=1"], reward=HYBRID_RECIPE)
     verl_cfg, inputs, train = prepare(cfg, tmp_path / "run", dry_run=True)
     CurriculumState(inputs.curriculum_path).register(train)
@@ -73,8 +73,9 @@ def _store(tq, rows: int = 6):
     return tq.kv_batch_put(keys=keys, partition_id="train", fields=list_of_dict_to_tensordict(fields), tags=tags)
 
 
-@pytest.mark.xfail(reason="passed before merging main at 06:03; since then the staged verdict does not move the "
-                          "level here (curriculum/moved == 0). Cause not found before the deadline: see /work/notes/gpu.md",
+@pytest.mark.xfail(reason="open regression from this round's merges: after a real step the trainer's metrics hold "
+                          "curriculum/moved == 0 although the staged win moved the level (a metric-name collision "
+                          "between the trainer's commit and the recipe metrics is the suspect); see issue 11's note",
                    strict=False)
 def test_real_construction_step_with_padding_save_and_restore(cluster, tmp_path) -> None:
     ray, tq = cluster
