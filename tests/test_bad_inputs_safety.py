@@ -26,7 +26,7 @@ def test_max_steps_zero_is_refused_instead_of_training_one_step(tmp_path: Path) 
     proc = run_cli("longwriter.train", ["model=tiny_random", "engine.max_steps=0", f"paths.output_root={tmp_path}"],
                    check=False)
     assert _error_line(proc) == ("error: engine.max_steps=0: must be a whole number of GRPO steps, at least 1 "
-                                 "(e.g. engine.max_steps=50)")
+                                 "(e.g. engine.max_steps=50), or null for engine.num_train_epochs passes over the data")
 
 
 def test_resume_from_a_folder_that_is_not_a_run_writes_nothing_into_it(tmp_path: Path) -> None:

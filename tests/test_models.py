@@ -67,3 +67,11 @@ def test_smollm2_loads_offline_and_writes_english() -> None:
     assert len(words) >= 5, text
     # A trained model writes real words: most tokens are alphabetic English words, not random pieces.
     assert sum(w.strip(".,!?;:'\"").isalpha() for w in words) / len(words) > 0.7, text
+
+
+def test_model_cache_folder_does_not_depend_on_the_load_dtype() -> None:
+    from longwriter.models.loading import _cache_key
+
+    base = {"name": "tiny_random", "source": "random", "seed": 0, "dtype": "float32"}
+    assert _cache_key(base) == _cache_key({**base, "dtype": "bfloat16"})
+    assert _cache_key(base) != _cache_key({**base, "seed": 1})

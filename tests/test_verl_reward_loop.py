@@ -45,7 +45,7 @@ def reward_loop(ray_local, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("verl_reward")
     server = FakeOpenAIServer(default_reply=judge_reply, latency=LATENCY).start()
-    cfg = project_cfg(tmp, ["model=tiny_random", "judge=openai", f"judge.base_url={server.base_url}",
+    cfg = project_cfg(tmp, ["model=tiny_random", "data=builtin", "judge=openai", f"judge.base_url={server.base_url}",
                             "judge.model=fake-judge", "judge.api_key_required=false", "judge.cache=false",
                             "judge.rpm=null", "judge.tpm=null",  # no client-side rate limit: measure overlap
                             "engine.reward_workers=2", "engine.val_size=2", "engine.curriculum_actor=lw_test_curr"],

@@ -142,6 +142,9 @@ def _cache_key(cfg: Mapping[str, Any]) -> str:
     from omegaconf import OmegaConf
 
     plain = OmegaConf.to_container(cfg) if OmegaConf.is_config(cfg) else dict(cfg)
+    # The saved checkpoint is always fp32; dtype is applied at load time, so it must not pick the folder
+    # (a bf16 run would otherwise rebuild the model, which an offline GPU machine cannot do).
+    plain.pop("dtype", None)
     return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 

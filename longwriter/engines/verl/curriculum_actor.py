@@ -99,6 +99,12 @@ class CurriculumClient:
 
         return ray.get(self.actor.levels.remote(list(samples)))
 
+    def snapshot(self) -> dict[str, int]:
+        """{sample_id: level} for every sample (the pairwise reward's mean level over all samples)."""
+        import ray
+
+        return ray.get(self.actor.snapshot.remote())
+
     def record(self, sample_ids: Sequence[str], group_index: Sequence[int] | np.ndarray, won: Sequence[bool],
                num_refs: Sequence[int], rule: str = "any",
                start_levels: Sequence[int] | None = None) -> dict[str, int]:
