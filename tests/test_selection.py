@@ -251,7 +251,7 @@ def test_training_selects_with_margin_aware_before_it_trains(judge_server, tmp_p
     from conftest import run_cli
 
     proc = run_cli("longwriter.train", [
-        "model=tiny_random", "data.limit=6", "data_selection=margin_aware", "data_selection.threshold=-1",
+        "model=tiny_random", "data=builtin", "data.limit=6", "data_selection=margin_aware", "data_selection.threshold=-1",
         "data_selection.top_k=4", "data_selection.generation.max_new_tokens=8", "data_selection.generation_cache=null",
         "judge=vllm_server", f"judge.base_url={judge_server.base_url}", "judge.model=fake-judge", "judge.cache=false",
         "engine.max_steps=1", "engine.save_steps=1", "engine.prompts_per_step=2", "engine.num_generations=2",

@@ -63,6 +63,11 @@ def prepare_run(cfg: DictConfig) -> tuple[DictConfig, Path]:
     if max_steps is not None and (not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1):
         raise ConfigError(f"engine.max_steps={max_steps!r}: must be a whole number of GRPO steps, at least 1 "
                           f"(e.g. engine.max_steps=50), or null for engine.num_train_epochs passes over the data")
+    for key in ("temperature", "top_p"):  # numbers before any run opens (their ranges are the trainer's to check)
+        try:
+            float(cfg.engine.get(key, 1.0))
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"engine.{key}={cfg.engine.get(key)!r}: must be a number ({err})") from None
     output_dir = resolve_output_dir(cfg)
     if cfg.get("resume_from"):
         cfg, accepted = restore_config(cfg, output_dir)
