@@ -317,10 +317,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reply", default="The first response is better.\nVerdict: [[A]]")
     parser.add_argument("--model", default="fake-judge")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     server = FakeOpenAIServer(args.reply, latency=args.latency, model=args.model, host=args.host, port=args.port)
-    server.start()
-    print(f"serving {server.base_url} (model {args.model!r}); Ctrl-C to stop", flush=True)
+    serve_until_interrupted(server.start(), f"serving {server.base_url} (model {args.model!r})")
+
+
+def serve_until_interrupted(server: "FakeOpenAIServer", banner: str) -> None:
+    """The command-line lifecycle of a started server: log, announce, serve until Ctrl-C, stop."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    print(f"{banner}; Ctrl-C to stop", flush=True)
     try:
         while True:
             time.sleep(3600)

@@ -25,11 +25,10 @@ from __future__ import annotations
 import argparse
 import logging
 import re
-import time
 from dataclasses import dataclass
 
 from longwriter.data.length_requirements import parse_length_requirement
-from longwriter.testing.fake_openai_server import FakeOpenAIServer
+from longwriter.testing.fake_openai_server import FakeOpenAIServer, serve_until_interrupted
 from longwriter.text import count_words
 
 logger = logging.getLogger(__name__)
@@ -107,16 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--coverage-weight", type=float, default=LengthCriteriaRule.coverage_weight)
     parser.add_argument("--tie-margin", type=float, default=LengthCriteriaRule.tie_margin)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     server = serve(LengthCriteriaRule(args.coverage_weight, args.tie_margin), args.host, args.port)
-    print(f"TEST ENVIRONMENT judge ({MODEL_NAME}) serving {server.base_url}; Ctrl-C to stop", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    serve_until_interrupted(server, f"TEST ENVIRONMENT judge ({MODEL_NAME}) serving {server.base_url}")
 
 
 if __name__ == "__main__":
