@@ -92,12 +92,24 @@ def touched_keys(cfg: DictConfig, overrides: Iterable[str] | None = None, baseli
     now = flatten(OmegaConf.to_container(cfg, resolve=False))
     keys = {k for k in set(base) | set(now) if base.get(k, _MISSING) != now.get(k, _MISSING)}
     # An override that repeats a default still names its key (e.g. `engine.max_steps=2` twice).
+    typed = _typed_keys(overrides)
+    keys.update(k for k in now if _is_typed(k, typed))
+    return {k for k in keys if not k.startswith(_IGNORED)}
+
+
+def _typed_keys(overrides: Iterable[str]) -> set[str]:
+    """The config keys written out on the command line (`data.limit=36`), not group choices (`data=x`)."""
+    typed = set()
     for override in overrides:
         key, sep, _ = override.partition("=")
         key = key.lstrip("+~")
         if sep and "/" not in key and "@" not in key and not key.startswith("hydra"):
-            keys.update(k for k in now if k == key or k.startswith(key + "."))
-    return {k for k in keys if not k.startswith(_IGNORED)}
+            typed.add(key)
+    return typed
+
+
+def _is_typed(key: str, typed: set[str]) -> bool:
+    return any(key == t or key.startswith(t + ".") for t in typed)
 
 
 class _Missing:
@@ -114,6 +126,7 @@ def restore_config(cfg: DictConfig, output_dir: Path, overrides: Iterable[str] |
 
     Raises ConfigError listing every override that would change what is trained.
     """
+    overrides = list(_command_line_overrides() if overrides is None else overrides)
     saved = load_run_config(output_dir)
     saved_flat = flatten(OmegaConf.to_container(saved, resolve=False))
     current_flat = flatten(OmegaConf.to_container(cfg, resolve=True))
@@ -123,8 +136,12 @@ def restore_config(cfg: DictConfig, output_dir: Path, overrides: Iterable[str] |
         if old == REDACTED or old == new:
             continue
         (accepted if _is_safe(key) else refused)[key] = (old, new)
-    for group in [k[:-len(".name")] for k in refused if k.endswith(".name")]:  # a swapped config group:
-        refused = {k: v for k, v in refused.items() if not k.startswith(group + ".") or k == group + ".name"}
+    # A swapped config group is listed by its name, not leaf by leaf, except the keys the user typed
+    # (`reward=longwriter_zero data.limit=36` swaps data to builtin too: both changes are listed).
+    typed = _typed_keys(overrides)
+    for group in [k[:-len(".name")] for k in refused if k.endswith(".name")]:
+        refused = {k: v for k, v in refused.items()
+                   if not k.startswith(group + ".") or k == group + ".name" or _is_typed(k, typed - {group})}
     if refused:
         listed = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in refused.items())
         raise ConfigError(

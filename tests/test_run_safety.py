@@ -46,6 +46,18 @@ def test_resume_refuses_every_override_that_changes_what_is_trained(tmp_path: Pa
     assert "engine.max_steps" not in message.split("A resume may change only")[0]  # a safe change
 
 
+def test_a_swapped_group_is_listed_by_name_beside_the_keys_typed_into_it(tmp_path: Path) -> None:
+    run = _saved_run(tmp_path, ["model=tiny_random", "data.limit=8"])   # length recipe on the default data
+    # longwriter_zero's preset swaps data to builtin: its leaves are not listed one by one, data.limit is typed.
+    overrides = ["reward=longwriter_zero", "data.limit=36", f"paths.output_root={tmp_path}"]
+    cfg = compose([*overrides, f"resume_from={run}"])
+    with pytest.raises(ConfigError) as err:
+        restore_config(cfg, run, overrides=overrides, baseline=compose([]))
+    listed = str(err.value).split("would change what is trained: ")[1].split(". Drop them")[0]
+    assert listed == ("data.limit: 8 -> 36; data.name: 'length_prompts' -> 'builtin'; "
+                      "reward.name: 'length' -> 'longwriter_zero'")
+
+
 def test_resume_restores_the_run_config_and_records_safe_changes(tmp_path: Path) -> None:
     run = _saved_run(tmp_path, PAIRWISE_RUN)
     # The README's way: resume_from plus model= (which equals the run's): everything else is the run's own.
