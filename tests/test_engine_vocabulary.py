@@ -88,7 +88,7 @@ def test_verl_adapter_maps_the_shared_keys() -> None:
     verl = _verl_map(["engine.max_steps=2", "engine.prompts_per_step=4", "engine.num_generations=6",
                       "engine.learning_rate=3e-6", "engine.beta=0.02", "engine.max_prompt_length=100",
                       "engine.max_completion_length=200", "engine.temperature=0.7", "engine.top_p=0.9",
-                      "engine.save_steps=5", "engine.eval_steps=7", "engine.precision=fp32",
+                      "engine.save_steps=5", "engine.eval_steps=7",
                       "engine.lora.enabled=true", "engine.lora.r=8", "engine.gradient_checkpointing=false",
                       "engine.rollout.tensor_parallel_size=2", "engine.rollout.gpu_memory_utilization=0.5",
                       "engine.warmup_ratio=0.1", "engine.clip_ratio_high=0.28", "engine.attn_implementation=sdpa"])
@@ -98,7 +98,6 @@ def test_verl_adapter_maps_the_shared_keys() -> None:
         "actor_rollout_ref.actor.use_kl_loss": True, "data.max_prompt_length": 100,
         "data.max_response_length": 200, "actor_rollout_ref.rollout.temperature": 0.7,
         "actor_rollout_ref.rollout.top_p": 0.9, "trainer.save_freq": 5, "trainer.test_freq": 7,
-        "actor_rollout_ref.actor.fsdp_config.dtype": "float32", "actor_rollout_ref.rollout.dtype": "float32",
         "actor_rollout_ref.model.lora_rank": 8, "actor_rollout_ref.model.enable_gradient_checkpointing": False,
         "actor_rollout_ref.rollout.tensor_model_parallel_size": 2,
         "actor_rollout_ref.rollout.gpu_memory_utilization": 0.5,

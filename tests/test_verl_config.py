@@ -117,11 +117,12 @@ def test_plugin_entry_point_is_installed() -> None:
     assert plugin_entry_point_installed(), "setup.cfg must declare verl.plugins: longwriter = longwriter.engines.verl.plugin"
 
 
-@pytest.mark.parametrize("reward", ["pairwise", "longwriter_zero"])
-def test_dry_run_cli_writes_and_validates_the_verl_config(tmp_path, reward) -> None:
+@pytest.mark.parametrize("reward,precision", [("pairwise", "auto"), ("longwriter_zero", "fp32")])
+def test_dry_run_cli_writes_and_validates_the_verl_config(tmp_path, reward, precision) -> None:
     out = tmp_path / "run"
     run_cli("longwriter.train", ["engine=verl", "engine.dry_run=true", f"reward={reward}",
-                                 f"paths.output_root={tmp_path}", f"hydra.run.dir={out}"], timeout=600)
+                                 f"engine.precision={precision}", f"paths.output_root={tmp_path}",
+                                 f"hydra.run.dir={out}"], timeout=600)
     verl_dir = out / "verl"
     for name in ("ppo_trainer.yaml", "train.parquet", "val.parquet", "validation.json"):
         assert (verl_dir / name).is_file(), name
@@ -132,6 +133,47 @@ def test_dry_run_cli_writes_and_validates_the_verl_config(tmp_path, reward) -> N
     printed = OmegaConf.create(proc.stdout[proc.stdout.index("actor_rollout_ref:"):])
     assert printed.reward.reward_manager.name == "longwriter"
     assert printed.data.train_files == str(verl_dir / "train.parquet")
+    # engine.precision reached the keys verl's FSDP engine and rollout read (auto is bf16 under verl)
+    fsdp_name, torch_name = {"auto": ("bf16", "bfloat16"), "fp32": ("fp32", "float32")}[precision]
+    for role in ("actor", "ref"):
+        assert printed.actor_rollout_ref[role].fsdp_config.mixed_precision.param_dtype == fsdp_name
+    assert printed.actor_rollout_ref.rollout.dtype == torch_name
+
+
+@pytest.mark.parametrize("precision,expected", [("auto", "bfloat16"), ("bf16", "bfloat16"), ("fp32", "float32")])
+def test_precision_sets_the_dtypes_verl_reads(tmp_path, precision, expected) -> None:
+    import torch
+    from verl.utils.config import omega_conf_to_dataclass
+    from verl.utils.torch_dtypes import PrecisionType
+
+    # ppo: the critic trains too, so its FSDP block must follow as well.
+    _, verl_cfg, report = _prepare(tmp_path, ["model=tiny_random", f"engine.precision={precision}",
+                                              "engine.algorithm=ppo"])
+    assert report.errors == []
+    compute = getattr(torch, expected)
+    for block in ("actor_rollout_ref.actor.fsdp_config", "actor_rollout_ref.ref.fsdp_config", "critic.fsdp"):
+        engine = omega_conf_to_dataclass(_get(verl_cfg, block))   # verl's FSDPEngineConfig, as its workers build it
+        precision_of = {k: PrecisionType.to_dtype(v) for k, v in engine.mixed_precision.items()}
+        assert precision_of == {"param_dtype": compute, "reduce_dtype": torch.float32,
+                                "buffer_dtype": torch.float32}, block
+        assert PrecisionType.to_dtype(engine.model_dtype) == torch.float32, block  # fp32 master weights
+    assert _get(verl_cfg, "actor_rollout_ref.rollout.dtype") == expected
+
+
+def test_megatron_keeps_verl_dtype_and_refuses_fp32(tmp_path) -> None:
+    from longwriter.engines.verl.precision import precision_keys
+    from longwriter.errors import ConfigError
+
+    engine = project_cfg(tmp_path, ["engine.strategy=megatron"]).engine
+    keys = precision_keys(engine, use_critic=False)
+    assert keys["actor_rollout_ref"]["actor"] == {"megatron": {"dtype": "bfloat16"}}
+    assert "critic" not in keys
+    engine.precision = "fp32"
+    with pytest.raises(ConfigError, match="megatron engine trains in bfloat16 or float16 only; use engine.strategy=fsdp"):
+        precision_keys(engine, use_critic=False)
+    engine.precision = "fp16"
+    with pytest.raises(ConfigError, match="engine.precision='fp16' is not one of auto, bf16, fp32"):
+        precision_keys(engine, use_critic=False)
 
 
 def test_launch_hands_run_ppo_the_validated_config_and_the_mlflow_run(tmp_path, monkeypatch) -> None:

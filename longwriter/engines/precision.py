@@ -5,7 +5,8 @@ AVX512-BF16 (oneDNN uses them; elsewhere torch emulates bf16 and it is *slower* 
 CUDA, Ampere or newer. `auto` therefore reads the CPU's feature flags (or asks CUDA) and picks bf16
 only where it pays. Master weights, gradients and optimiser state stay fp32 in every mode; bf16
 means mixed precision (autocast for the update, a bf16 copy of the weights for generation).
-Engines read the resolved value from `resolve_precision`; vocab's and gpu's engine options use it.
+TRL reads the resolved value from `resolve_precision`; verl maps the setting onto its own keys
+(`engines/verl/precision.py`).
 """
 
 from __future__ import annotations
@@ -68,15 +69,21 @@ def cpu_summary() -> str:
     return f"{report['cpu']}; bf16 matrix units: {'yes' if report['bf16_matrix_units'] else 'no'}"
 
 
+def checked_setting(setting: str | None) -> str:
+    """`engine.precision` as one of PRECISIONS (null is auto); anything else is a ConfigError."""
+    setting = "auto" if setting is None else str(setting).lower()
+    if setting not in PRECISIONS:
+        raise ConfigError(f"engine.precision={setting!r} is not one of {', '.join(PRECISIONS)}")
+    return setting
+
+
 def resolve_precision(setting: str | None, device: str | None = None, flags: frozenset[str] | None = None) -> str:
     """`bf16` or `fp32` for `engine.precision` on `device` ("cpu" or "cuda"; detected when None).
 
     auto: bf16 on CUDA devices that support it and on CPUs with bf16 matrix units, fp32 otherwise.
     An explicit bf16 is honoured (with a warning on a CPU without bf16 units: it runs, slowly).
     """
-    setting = "auto" if setting is None else str(setting).lower()
-    if setting not in PRECISIONS:
-        raise ConfigError(f"engine.precision={setting!r} is not one of {', '.join(PRECISIONS)}")
+    setting = checked_setting(setting)
     if device is None:
         import torch
 

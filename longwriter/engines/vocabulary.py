@@ -33,8 +33,10 @@ SHARED_KEYS: dict[str, tuple[str, str]] = {
                      "algorithm.kl_ctrl.kl_coef with kl_in_reward"),
     "clip_ratio_low": ("epsilon", "actor_rollout_ref.actor.clip_ratio_low"),
     "clip_ratio_high": ("epsilon_high", "actor_rollout_ref.actor.clip_ratio_high"),
-    "precision": ("bf16 (mixed precision, fp32 master weights)", "actor_rollout_ref.{actor,ref}.fsdp_config.dtype, "
-                                                   "actor_rollout_ref.rollout.dtype"),
+    "precision": ("bf16 (mixed precision, fp32 master weights)",
+                  "auto = bf16. actor_rollout_ref.{actor,ref}.fsdp_config.mixed_precision.param_dtype (bf16|fp32; "
+                  "reduce_dtype, buffer_dtype, model_dtype fp32; critic.fsdp with ppo), actor_rollout_ref.rollout.dtype "
+                  "(bfloat16|float32); megatron: {actor,ref}.megatron.dtype, bf16 only (adapter: verl/precision.py)"),
     "attn_implementation": ("model_init_kwargs.attn_implementation",
                             "actor_rollout_ref.model.override_config.attn_implementation"),
     "gradient_checkpointing": ("gradient_checkpointing", "actor_rollout_ref.model.enable_gradient_checkpointing"),

@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from longwriter.engines.verl.precision import precision_keys
 from longwriter.engines.vocabulary import flat_items, max_steps, rollout_backend
 from longwriter.errors import ConfigError
 
@@ -97,14 +98,6 @@ def longwriter_settings(cfg: DictConfig, inputs: VerlInputs) -> dict[str, Any]:
     }
 
 
-def _precision_dtype(engine_cfg: DictConfig) -> str:
-    """verl trains on GPUs: auto is bf16 mixed precision (verl's own default), fp32 turns it off."""
-    precision = str(engine_cfg.get("precision", "auto")).lower()
-    if precision not in ("auto", "bf16", "fp32"):
-        raise ConfigError(f"engine.precision={precision!r} is not one of auto, bf16, fp32")
-    return "float32" if precision == "fp32" else "bfloat16"
-
-
 def _model(cfg: DictConfig, inputs: VerlInputs) -> dict[str, Any]:
     e = cfg.engine
     model: dict[str, Any] = {"path": inputs.model_path,
@@ -130,7 +123,6 @@ def verl_overrides(cfg: DictConfig, inputs: VerlInputs) -> dict[str, Any]:
     strategy = str(e.strategy)
     micro = int(e.micro_batch_size_per_gpu)
     beta, kl_in_reward = float(e.beta), bool(e.kl_in_reward)
-    dtype = _precision_dtype(e)
     optim = {"lr": float(e.learning_rate), "lr_warmup_steps_ratio": float(e.warmup_ratio),
              "lr_scheduler_type": str(e.lr_scheduler_type)}
     actor: dict[str, Any] = {
@@ -153,8 +145,6 @@ def verl_overrides(cfg: DictConfig, inputs: VerlInputs) -> dict[str, Any]:
     if strategy != "megatron":
         actor["strategy"] = strategy
         critic["strategy"] = strategy
-        actor["fsdp_config"] = {"dtype": dtype}
-        ref["fsdp_config"] = {"dtype": dtype}
     if use_critic:
         critic.update({"optim": {"lr": float(e.critic_lr)}, "ppo_micro_batch_size_per_gpu": micro})
     if cfg.get("eval") and cfg.eval.at_end:
@@ -181,7 +171,6 @@ def verl_overrides(cfg: DictConfig, inputs: VerlInputs) -> dict[str, Any]:
                 "n": int(e.num_generations),
                 "temperature": float(e.temperature),
                 "top_p": float(e.top_p),
-                "dtype": dtype,
                 "tensor_model_parallel_size": int(e.rollout.tensor_parallel_size),
                 "gpu_memory_utilization": float(e.rollout.gpu_memory_utilization),
                 "log_prob_micro_batch_size_per_gpu": micro,
@@ -252,13 +241,14 @@ def apply_native_keys(verl_cfg: DictConfig, native: Any) -> DictConfig:
 
 
 def build_verl_config(cfg: DictConfig, inputs: VerlInputs) -> DictConfig:
-    """verl's composed defaults <- the vocabulary's keys <- `engine.verl` (raw verl keys); verl
-    interpolations are kept."""
+    """verl's composed defaults <- the vocabulary's keys (`engine.precision`'s: verl/precision.py) <-
+    `engine.verl` (raw verl keys); verl interpolations are kept."""
     groups = ["model_engine=megatron"] if str(cfg.engine.strategy) == "megatron" else []
     verl_cfg = compose_verl_defaults(groups)
     verl_cfg = OmegaConf.merge(verl_cfg, verl_overrides(cfg, inputs))
+    _, use_critic = ALGORITHMS[str(cfg.engine.algorithm)]
     with open_dict(verl_cfg):
-        verl_cfg = OmegaConf.merge(verl_cfg, verl_additions(cfg, inputs))
+        verl_cfg = OmegaConf.merge(verl_cfg, verl_additions(cfg, inputs), precision_keys(cfg.engine, use_critic))
     return apply_native_keys(verl_cfg, cfg.engine.get("verl"))
 
 
