@@ -22,7 +22,8 @@ from longwriter.data.benchmarks import load_longbench_write
 from longwriter.generation import GenerationCache, GenerationSettings, generate_responses
 from longwriter.evaluation.metrics import length_score
 from longwriter.models import resolve_model_path
-from longwriter.paths import CONF_DIR, project_root
+from longwriter.config_tools import load_preset
+from longwriter.paths import project_root
 from longwriter.text import WORD_COUNTS, count_words
 
 ROOT = project_root()
@@ -30,7 +31,8 @@ ROOT = project_root()
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(ROOT / ".." / "shared/benchmarks/longbench_write/longbench_write_en.jsonl"))
+    parser.add_argument("--data", default=load_preset("data", "longbench_write", {"root": str(ROOT)}).path,
+                        help="a LongBench-Write JSONL (default: conf/data/longbench_write.yaml's file)")
     parser.add_argument("--model", default="smollm2_135m", help="a conf/model preset")
     parser.add_argument("--max-new-tokens", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -38,10 +40,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "outputs/benchmarks/longbench_write_word_counts.json"))
     args = parser.parse_args()
 
-    from omegaconf import OmegaConf
-
     samples = load_longbench_write({"path": args.data})
-    model_cfg = OmegaConf.load(CONF_DIR / "model" / f"{args.model}.yaml")
+    model_cfg = load_preset("model", args.model, what="--model")
     model_path = resolve_model_path(model_cfg, ROOT / ".cache")
     settings = GenerationSettings(args.max_new_tokens, 0.0, 1.0, "plain", 0)
     cache = GenerationCache(args.cache)

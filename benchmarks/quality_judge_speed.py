@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 from longwriter.judges import QualityDimensionsTask, build_judge_backend
-from longwriter.paths import CONF_DIR, project_root
+from longwriter.config_tools import load_preset, plain
+from longwriter.paths import project_root
 
 ROOT = project_root()
 
@@ -45,14 +46,13 @@ class SixCalls:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(ROOT / ".." / "shared/benchmarks/longbench_write/longbench_write_en.jsonl"))
+    parser.add_argument("--data", default=load_preset("data", "longbench_write", {"root": str(ROOT)}).path,
+                        help="a LongBench-Write JSONL (default: conf/data/longbench_write.yaml's file)")
     parser.add_argument("--model", default="smollm2_135m", help="the judge's conf/model preset")
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--words", type=int, default=300)
     parser.add_argument("--out", default=str(ROOT / "outputs/benchmarks/quality_judge_speed.json"))
     args = parser.parse_args()
-
-    from omegaconf import OmegaConf
 
     rows = [json.loads(line) for line in Path(args.data).read_text().splitlines() if line.strip()]
     corpus = " ".join(r["prompt"] for r in rows).split()
@@ -61,7 +61,7 @@ def main() -> None:
         start = (i * 97) % max(1, len(corpus) - args.words)
         samples.append((rows[i]["prompt"], " ".join(corpus[start:start + args.words])))
 
-    model_cfg = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / f"{args.model}.yaml"))
+    model_cfg = plain(load_preset("model", args.model, what="--model"))
     backend = build_judge_backend({"backend": "local_hf", "name": args.model, "model": model_cfg,
                                    "max_new_tokens": 8, "cache": False}, cache_dir=ROOT / ".cache")
     backend.load()

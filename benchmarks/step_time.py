@@ -65,7 +65,7 @@ def _child(overrides: list[str], steps: int, overlap: bool = True) -> dict:
     from longwriter.engines.trl_engine.run import build_trainer
     from longwriter.models import resolve_model_path
     from longwriter.paths import register_resolvers
-    from longwriter.pipeline import build_reward_setup, load_training_samples
+    from longwriter.training_setup import build_reward_setup, load_training_samples
 
     from hydra import compose, initialize_config_dir
 

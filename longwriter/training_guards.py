@@ -2,8 +2,8 @@
 
 - `require_references`: a recipe with a pairwise component compares responses with reference
   answers; data without them would train on zero advantages, so it is refused at start.
-- `check_judge`: an API judge is asked once before the first step (unreachable endpoint, rejected
-  key), so a dead judge is one message, not a run of unknown verdicts.
+- the judge check: an API judge is asked once before the first step (unreachable endpoint, rejected
+  key), so a dead judge is one message, not a run of unknown verdicts (`judges/lifecycle.py`).
 - `UnknownVerdictStreak`: a step whose judged rewards are all unknown is counted; more than
   `stop_after_unknown_steps` such steps in a row stop the run as FAILED with the reason.
 """
@@ -36,16 +36,6 @@ def require_references(component_kinds: Iterable[str], samples: list, data_name:
             f"{len(samples)} samples of data={data_name} have none (e.g. {', '.join(missing[:3])}); use data with "
             f"`references` (data=builtin has them) or add them with `python -m longwriter.prepare "
             f"prepare.references.writers=[...]`")
-
-
-def check_judge(backend: Any, loop: Any) -> None:
-    """Fail before the first step when an API judge cannot answer (local judges load on first use)."""
-    from longwriter.judges import supports_probs
-
-    if backend is None or supports_probs(backend) or not hasattr(backend, "check"):
-        return
-    loop.run(backend.check())
-    logger.info("judge endpoint answers: %r", backend)
 
 
 class UnknownVerdictStreak:

@@ -8,16 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import run_cli
+from conftest import TINY_RUN, run_cli
 
-TINY_TRIAL = [
-    "model=tiny_random",
-    "engine.max_steps=2",
-    "engine.prompts_per_step=2",
-    "engine.num_generations=2",
-    "engine.max_completion_length=16",
-    "data.limit=8",
-]
+TINY_TRIAL = [*TINY_RUN, "engine.max_steps=2", "data.limit=8"]
 STUDY = "recipes-tiny_random"
 _built: dict[str, Path] = {}
 

@@ -57,7 +57,7 @@ def test_a_sweep_preset_without_multirun_says_to_add_m(tmp_path: Path) -> None:
 
 
 def test_an_empty_jsonl_names_the_file_not_the_data_selection(tmp_path: Path) -> None:
-    from longwriter.pipeline import load_training_samples
+    from longwriter.training_setup import load_training_samples
 
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")

@@ -19,7 +19,7 @@ import pytest
 from longwriter.data import loaders
 from longwriter.data.length_requirements import parse_length_requirement, range_around
 from longwriter.data.loaders import load_samples, save_samples
-from longwriter.data.registry import register_loader, registered_loaders
+from longwriter.data.loader_registry import register_loader, registered_loaders
 from longwriter.data.schema import DataError, Sample
 
 from conftest import compose

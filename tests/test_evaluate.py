@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SHARED_BENCHMARKS, compose, run_cli
+from conftest import ROOT, SHARED_BENCHMARKS, cfg_job, compose, run_cli
 from longwriter.data.loaders import load_samples
 from longwriter.data.schema import Sample
 from longwriter.generation import GenerationSettings, generation_key, model_identity
@@ -245,17 +243,9 @@ def test_evaluate_config_composes_and_train_shares_the_eval_group() -> None:
 
 
 def test_cfg_job_prints_the_evaluate_config_without_heavy_imports(tmp_path: Path) -> None:
-    script = (
-        "import runpy, sys\n"
-        "sys.argv = ['longwriter.evaluate', '--cfg', 'job']\n"
-        "try:\n    runpy.run_module('longwriter.evaluate', run_name='__main__')\n"
-        "except SystemExit:\n    pass\n"
-        "print('HEAVY=' + ','.join(m for m in ('torch', 'transformers', 'mlflow') if m in sys.modules))\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    assert "eval:" in proc.stdout and "max_new_tokens" in proc.stdout
-    assert "HEAVY=\n" in proc.stdout
+    printed, heavy = cfg_job("longwriter.evaluate", [], tmp_path)
+    assert "eval:" in printed and "max_new_tokens" in printed
+    assert heavy == []
 
 
 # --- the real CLI, end to end (slow) --------------------------------------------------------------------

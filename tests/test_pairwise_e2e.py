@@ -13,10 +13,9 @@ import pytest
 from longwriter.data.loaders import load_samples
 from longwriter.testing.fake_openai_server import FakeOpenAIServer
 
-from conftest import run_cli
+from conftest import TINY_RUN, run_cli
 
-TINY = ["model=tiny_random", "engine.prompts_per_step=2", "engine.num_generations=2",
-        "engine.max_completion_length=16", "data.limit=2", "data.shuffle_seed=null"]
+TINY = [*TINY_RUN, "data.limit=2", "data.shuffle_seed=null"]
 
 
 def _run(server: FakeOpenAIServer, output_root: Path, extra: list[str]) -> None:

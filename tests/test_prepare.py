@@ -4,13 +4,11 @@ margin-aware selection through the real CLI into MLflow, and (slow) training on 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SHARED_BENCHMARKS, compose, run_cli
+from conftest import ROOT, SHARED_BENCHMARKS, cfg_job, compose, run_cli
 from longwriter.data.loaders import load_samples
 from longwriter.testing.fake_openai_server import FakeOpenAIServer
 from test_selection import MARGIN_ROWS, _write_jsonl, scripted_judge
@@ -46,16 +44,8 @@ def test_prepare_config_defaults_and_cfg_job_without_heavy_imports(tmp_path: Pat
     assert list(cfg.prepare.references.writers) == []
     margin = compose(["data_selection=margin_aware", "data=writingbench"], config_name="prepare")
     assert margin.prepare.output.endswith("/prepared/writingbench-margin_aware.jsonl")
-    script = (
-        "import runpy, sys\n"
-        "sys.argv = ['longwriter.prepare', '--cfg', 'job', 'data_selection=margin_aware']\n"
-        "try:\n    runpy.run_module('longwriter.prepare', run_name='__main__')\n"
-        "except SystemExit:\n    pass\n"
-        "print('HEAVY=' + ','.join(m for m in ('torch', 'transformers', 'mlflow') if m in sys.modules))\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    assert "top_k" in proc.stdout and "HEAVY=\n" in proc.stdout
+    printed, heavy = cfg_job("longwriter.prepare", ["data_selection=margin_aware"], tmp_path)
+    assert "top_k" in printed and heavy == []
 
 
 def test_prepare_rejects_an_unknown_output_suffix(tmp_path: Path) -> None:

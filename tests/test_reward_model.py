@@ -83,7 +83,7 @@ def test_rm_key_errors_are_clear(tmp_path: Path) -> None:
 
 
 def test_a_named_rm_needs_no_judge() -> None:
-    from longwriter.pipeline import needs_judge
+    from longwriter.training_setup import needs_judge
 
     assert needs_judge(compose(["reward=longwriter_zero"]).reward)
     assert not needs_judge(compose(["reward=longwriter_zero", "reward.components.quality.model=/some/rm"]).reward)

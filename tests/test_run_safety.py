@@ -175,24 +175,30 @@ def test_a_recipe_that_needs_references_refuses_data_without_them(tmp_path: Path
         require_references(["pairwise", "length"], samples, "jsonl")
 
 
+async def _open_clients(backend) -> int:
+    """How many HTTP clients the OpenAI backend still holds on the running loop (0 once closed)."""
+    return int(backend._clients.pop_current() is not None)
+
+
 def test_a_dead_judge_is_one_message_naming_the_endpoint_and_the_fix() -> None:
     import socket
 
     from longwriter.async_utils import BackgroundLoop
-    from longwriter.judges import JudgeError, build_judge_backend
-    from longwriter.training_guards import check_judge
+    from longwriter.judges import JudgeError
+    from longwriter.judges.lifecycle import build_judge, judge_on_loop
 
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    backend = build_judge_backend({"backend": "openai", "base_url": f"http://127.0.0.1:{port}/v1",
-                                   "api_key_required": False, "timeout_s": 5})
+    backend = build_judge({"backend": "openai", "base_url": f"http://127.0.0.1:{port}/v1",
+                           "api_key_required": False, "timeout_s": 5}, cache_dir=None)
     loop = BackgroundLoop()
     try:
         with pytest.raises(JudgeError) as err:
-            check_judge(backend, loop)
+            with judge_on_loop(backend, loop):   # what the TRL run does before its first step
+                pytest.fail("a dead judge passed the check")
+        assert loop.run(_open_clients(backend)) == 0  # the failed check closed its client on that loop
     finally:
-        loop.run(backend.aclose())
         loop.close()
     assert f"judge endpoint http://127.0.0.1:{port}/v1 unreachable" in str(err.value)
     assert "start the server or set judge.base_url" in str(err.value)

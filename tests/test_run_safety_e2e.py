@@ -20,12 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, TINY_RUN, run_cli
 
 pytestmark = pytest.mark.slow
 
-TINY = ["model=tiny_random", "engine.prompts_per_step=2", "engine.num_generations=2",
-        "engine.max_completion_length=16", "data.limit=8"]
+TINY = [*TINY_RUN, "data.limit=8"]
 
 
 def _client(root: Path):

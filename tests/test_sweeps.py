@@ -19,16 +19,9 @@ from longwriter.tracking.objective import ObjectiveError, compute_objective, log
 from longwriter.tracking.sweep_callback import ERROR_TAG, ROLE_TAG, TRIAL_TAG, _check_objective
 
 from conftest import ROOT, run_cli
+from sweep_store import TINY_TRIAL as TINY
 
 PRESETS = sorted(p.stem for p in (ROOT / "sweeps").glob("*.yaml"))
-TINY = [
-    "model=tiny_random",
-    "engine.max_steps=2",
-    "engine.prompts_per_step=2",
-    "engine.num_generations=2",
-    "engine.max_completion_length=16",
-    "data.limit=8",
-]
 
 
 def compose_sweep(preset: str, overrides: list[str] | None = None):

@@ -12,16 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, TINY_RUN, run_cli
 
-TINY = [
-    "model=tiny_random",
-    "engine.prompts_per_step=2",
-    "engine.num_generations=2",
-    "engine.max_completion_length=16",
-    "engine.sample_every=1",
-    "data.limit=8",
-]
+TINY = [*TINY_RUN, "engine.sample_every=1", "data.limit=8"]
 
 
 def _client(output_root: Path):

@@ -19,13 +19,11 @@ import pytest
 
 from longwriter.testing.fake_openai_server import FakeOpenAIServer
 
-from conftest import ROOT
+from conftest import ROOT, TINY_RUN
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-TINY = ["model=tiny_random", "engine.prompts_per_step=2", "engine.num_generations=2",
-        "engine.max_completion_length=16", "data.limit=2", "data.shuffle_seed=null", "engine.max_steps=2",
-        "engine.save_steps=1"]
+TINY = [*TINY_RUN, "data.limit=2", "data.shuffle_seed=null", "engine.max_steps=2", "engine.save_steps=1"]
 
 
 def _accelerate(args: list[str], output_root: Path) -> subprocess.CompletedProcess:

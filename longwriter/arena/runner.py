@@ -3,7 +3,6 @@ ratings, print the table and log it, the battles and a plot to one MLflow run.""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import gc
 import io
@@ -11,7 +10,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -91,19 +90,6 @@ def _answers(cfg: DictConfig, samples: list, players: list[Contestant]) -> tuple
     return answers, stats
 
 
-async def _battles(backend: Any, samples: list, answers: dict[str, list[str]]) -> list:
-    from longwriter.arena.battles import play
-    from longwriter.judges import PairwiseTask, supports_probs
-    from longwriter.judges.lifecycle import close_judge
-
-    try:
-        if not supports_probs(backend):
-            await backend.check()  # an API judge: fail fast, before hundreds of calls
-        return await play(PairwiseTask(backend), samples, answers)
-    finally:
-        await close_judge(backend)
-
-
 def ratings_table(ratings: list) -> str:
     """The ranking as a fixed-width text table (printed, and logged as arena/ratings.txt)."""
     lines = [f"{'rank':<5}{'contestant':<22}{'rating':>8}{'95% CI':>18}{'W':>5}{'T':>5}{'L':>5}{'score':>8}"]
@@ -166,7 +152,9 @@ def run_arena(cfg: DictConfig) -> list:
 
     from longwriter.arena.ratings import rate
     from longwriter.data.loaders import load_samples
-    from longwriter.judges import build_judge_backend
+    from longwriter.arena.battles import play
+    from longwriter.judges import PairwiseTask
+    from longwriter.judges.lifecycle import open_judge, run_with_judge
     from longwriter.prompting import check_template
     from longwriter.tracking.mlflow_run import mlflow_run
 
@@ -177,12 +165,12 @@ def run_arena(cfg: DictConfig) -> list:
     if not samples:
         raise ConfigError(f"arena data {cfg.data.name!r} gave no samples")
     players = contestants(cfg)
-    backend = build_judge_backend(cfg.judge, cache_dir=cfg.paths.cache_dir)
+    backend = open_judge(cfg.judge, cfg.paths.cache_dir)  # an API judge fails here, before any generation
     output_dir = job_output_dir(cfg, "arena")
     with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), tags={"kind": "arena"}):
         mlflow.set_tags({"dataset": str(cfg.data.name), "judge": backend.identity})
         answers, gen_stats = _answers(cfg, samples, players)
-        records = asyncio.run(_battles(backend, samples, answers))
+        records = run_with_judge(backend, lambda: play(PairwiseTask(backend), samples, answers))
         battles = [b for b in (rec.battle() for rec in records) if b is not None]
         ratings = rate(battles, [p.name for p in players], prior=float(cfg.arena.prior),
                        bootstrap=int(cfg.arena.bootstrap), seed=int(cfg.arena.seed),

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from longwriter.data.length_requirements import parse_length_requirement, range_around
-from longwriter.data.registry import (
+from longwriter.data.loader_registry import (
     build_samples,
     iter_jsonl,
     register_loader,

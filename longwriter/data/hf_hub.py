@@ -21,7 +21,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from longwriter.data.registry import build_samples, is_missing, register_loader
+from longwriter.data.loader_registry import build_samples, is_missing, register_loader
 from longwriter.data.schema import DataError, Sample
 
 logger = logging.getLogger(__name__)

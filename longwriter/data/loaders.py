@@ -28,7 +28,7 @@ from longwriter.data import benchmarks as _benchmarks  # noqa: F401
 from longwriter.data import hf_hub as _hf_hub  # noqa: F401
 from longwriter.data import verl_parquet as _verl_parquet  # noqa: F401
 from longwriter.config_tools import plain
-from longwriter.data.registry import build_samples, get_loader, iter_jsonl, register_loader, resolve_path
+from longwriter.data.loader_registry import build_samples, get_loader, iter_jsonl, register_loader, resolve_path
 from longwriter.data.schema import DataError, Sample
 
 logger = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from longwriter.data.registry import build_samples, register_loader, resolve_path
+from longwriter.data.loader_registry import build_samples, register_loader, resolve_path
 from longwriter.data.schema import DataError, Sample
 
 logger = logging.getLogger(__name__)

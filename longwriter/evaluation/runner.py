@@ -7,13 +7,11 @@ its initial or final model into its own run (`evaluate_in_training`, `eval.at_st
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -91,16 +89,6 @@ def resolve_checkpoint(path: str) -> str:
                       f"or in its final_model/)")
 
 
-async def _score(ctx: Any, metrics: list[str]) -> dict:
-    from longwriter.evaluation.scoring import score_all
-    from longwriter.judges.lifecycle import close_judge
-
-    try:
-        return await score_all(ctx, metrics)
-    finally:
-        await close_judge(ctx.backend)
-
-
 def evaluate_model(cfg: DictConfig, model_path: str, *, model_label: str, label: str = "eval",
                    step: int = 0) -> dict[str, float]:
     """Evaluate the model in `model_path` on the configured data into the active MLflow run."""
@@ -108,8 +96,8 @@ def evaluate_model(cfg: DictConfig, model_path: str, *, model_label: str, label:
 
     from longwriter.generation import GenerationCache, GenerationSettings, generate_responses
     from longwriter.evaluation.report import log_evaluation
-    from longwriter.evaluation.scoring import ScoringContext, check_metrics, needs_judge
-    from longwriter.judges.lifecycle import open_judge
+    from longwriter.evaluation.scoring import ScoringContext, check_metrics, needs_judge, score_all
+    from longwriter.judges.lifecycle import open_judge, run_with_judge
     from longwriter.prompting import answer_part, check_template
 
     started = time.perf_counter()
@@ -142,7 +130,7 @@ def evaluate_model(cfg: DictConfig, model_path: str, *, model_label: str, label:
                              prompt_template=settings.prompt_template, pairwise_position=settings.pairwise_position,
                              pairwise_reference=settings.pairwise_reference,
                              word_count=settings.word_count, backend=backend, progress=bar)
-        scores = asyncio.run(_score(ctx, metrics))
+        scores = run_with_judge(ctx.backend, lambda: score_all(ctx, metrics))
     n = len(samples)
     scores.update({
         "eval/n_samples": n,

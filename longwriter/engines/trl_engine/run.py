@@ -299,7 +299,7 @@ def build_trainer(cfg: DictConfig, output_dir: Path, model_path: str, samples, s
 def dry_run(cfg: DictConfig, output_dir: Path) -> None:
     """`engine.dry_run=true`: map the vocabulary onto GRPOConfig (TRL's own checks run), load the data,
     build the reward recipe and check the in-training evaluation settings; no model, no training."""
-    from longwriter.pipeline import load_training_samples
+    from longwriter.training_setup import load_training_samples
     from longwriter.rewards import build_recipe
 
     args = _grpo_config(cfg, output_dir)
@@ -339,13 +339,14 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
         QuietProgressBar,
     )
     from longwriter.models import resolve_model_path
-    from longwriter.pipeline import build_reward_setup, component_types, load_training_samples
+    from longwriter.training_setup import build_reward_setup, component_types, load_training_samples
     from longwriter.resume import log_resume
     from longwriter.tracking.mlflow_run import mlflow_run
     from longwriter.tracking.objective import log_objective, run_objective
     from longwriter.tracking.run_summary import print_run_summary
     from longwriter.tracking.sweep_callback import sweep_parent_run_id
-    from longwriter.training_guards import UnknownVerdictStreak, check_judge, judge_endpoint, require_references
+    from longwriter.judges.lifecycle import judge_on_loop
+    from longwriter.training_guards import UnknownVerdictStreak, judge_endpoint, require_references
 
     output_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = None
@@ -372,8 +373,8 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
     tracking = (mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), parent_run_id=sweep_parent_run_id(cfg),
                            resume=resuming) if main else contextlib.nullcontext())
     try:
-        check_judge(setup.judge_backend, loop)
-        with tracking as run:
+        # The judge is checked before the first step and closed at the end, on the loop it serves on.
+        with judge_on_loop(setup.judge_backend, loop), tracking as run:
             if main:
                 if resuming:
                     log_resume(cfg, run.info.run_id, output_dir, checkpoint)
@@ -412,8 +413,4 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
                 print_run_summary(mlflow.active_run(), final_dir)
             return objective
     finally:
-        # Close the judge's HTTP session on the loop that opened it (no "unclosed session" at exit).
-        aclose = getattr(setup.judge_backend, "aclose", None)
-        if aclose is not None:
-            loop.run(aclose())
         loop.close()

@@ -50,7 +50,7 @@ def judge_problem(settings: dict[str, Any], allow_local_judge: bool) -> str | No
     """Why the configured judge cannot serve the Ray reward workers (None when it can)."""
     from omegaconf import OmegaConf
 
-    from longwriter.pipeline import needs_judge
+    from longwriter.training_setup import needs_judge
 
     if not needs_judge(OmegaConf.create(settings["reward"])):
         return None

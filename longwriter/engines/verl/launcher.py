@@ -45,7 +45,7 @@ def _prompt_template(cfg: DictConfig) -> str:
 
 def training_samples(cfg: DictConfig):
     """The configured data and selection; infeasible length ranges [0, 0] dropped (DESIGN 3.3)."""
-    from longwriter.pipeline import component_types, load_training_samples
+    from longwriter.training_setup import component_types, load_training_samples
 
     samples = load_training_samples(cfg)
     if "length" in set(component_types(cfg.reward).values()):
@@ -91,7 +91,7 @@ def stand_in_model(cfg: DictConfig) -> str:
 
 
 def prepare(cfg: DictConfig, output_dir: Path, dry_run: bool) -> tuple[DictConfig, VerlInputs, list]:
-    from longwriter.pipeline import component_types
+    from longwriter.training_setup import component_types
 
     samples = training_samples(cfg)
     val_size = min(int(cfg.engine.val_size), max(len(samples) - 1, 0))
@@ -246,20 +246,11 @@ def _launch(cfg: DictConfig, verl_cfg: DictConfig, inputs: VerlInputs, train, ou
 
 def _check_judge(cfg: DictConfig) -> None:
     """An API judge is asked once before Ray starts (the reward workers build their own clients)."""
-    from longwriter.async_utils import BackgroundLoop
-    from longwriter.pipeline import build_judge, needs_judge
-    from longwriter.training_guards import check_judge
+    from longwriter.judges.lifecycle import open_judge
+    from longwriter.training_setup import needs_judge
 
-    if not needs_judge(cfg.reward):
-        return
-    backend, loop = build_judge(cfg), BackgroundLoop()
-    try:
-        check_judge(backend, loop)
-    finally:
-        aclose = getattr(backend, "aclose", None)
-        if aclose is not None:
-            loop.run(aclose())
-        loop.close()
+    if needs_judge(cfg.reward):
+        open_judge(cfg.judge, cfg.paths.cache_dir)
 
 
 def _last_verl_checkpoint(verl_cfg: DictConfig) -> str | None:

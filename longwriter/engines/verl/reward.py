@@ -75,15 +75,17 @@ def sample_from_row(item) -> Sample:
 
 def build_recipe_in_worker(settings: dict[str, Any]):
     """Recipe + judge + curriculum client inside a reward worker (a Ray actor)."""
-    from longwriter.pipeline import component_types, needs_judge
+    from longwriter.training_setup import component_types, needs_judge
     from longwriter.rewards import build_recipe
 
     reward_cfg = OmegaConf.create(settings["reward"])
     pairwise_judge = pointwise_judge = None
     if needs_judge(reward_cfg):
-        from longwriter.judges import PairwiseTask, PointwiseTask, build_judge_backend
+        from longwriter.judges import PairwiseTask, PointwiseTask
+        from longwriter.judges.lifecycle import build_judge
 
-        backend = build_judge_backend(settings["judge"], cache_dir=settings.get("cache_dir"))
+        # Checked once at launch (launcher._check_judge); it serves on verl's loop for the worker's life.
+        backend = build_judge(settings["judge"], settings.get("cache_dir"))
         pairwise_judge, pointwise_judge = PairwiseTask(backend), PointwiseTask(backend)
     curriculum = None
     if settings.get("curriculum") and "pairwise" in set(component_types(reward_cfg).values()):

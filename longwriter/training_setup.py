@@ -1,6 +1,8 @@
-"""Build what every engine needs from the config: samples, judge, curriculum and reward recipe.
+"""What a training run builds from the config before its first step: the samples, the judge, the
+curriculum and the reward recipe.
 
-Both engines (TRL and verl) call this, so that nothing algorithmic is assembled twice.
+Both engines (TRL and verl) call this, so that nothing algorithmic is assembled twice. The judge's
+life (check, close) is `judges/lifecycle.py`'s.
 """
 
 from __future__ import annotations
@@ -67,20 +69,16 @@ def load_training_samples(cfg: DictConfig) -> list[Sample]:
     return selected
 
 
-def build_judge(cfg: DictConfig):
-    from longwriter.judges import build_judge_backend
-
-    return build_judge_backend(cfg.judge, cache_dir=Path(cfg.paths.cache_dir))
-
-
 def build_reward_setup(cfg: DictConfig, output_dir: Path, curriculum_path: Path | None = None) -> RewardSetup:
-    """The reward recipe with its judge and curriculum, as configured by `reward=` and `judge=`."""
+    """The reward recipe with its judge (built, not yet checked) and curriculum, as configured by
+    `reward=` and `judge=`."""
     from longwriter.curriculum import CurriculumState
+    from longwriter.judges.lifecycle import build_judge
     from longwriter.rewards import build_recipe
 
     reward_cfg = cfg.reward
     types = set(component_types(reward_cfg).values())
-    backend = build_judge(cfg) if needs_judge(reward_cfg) else None
+    backend = build_judge(cfg.judge, cfg.paths.cache_dir) if needs_judge(reward_cfg) else None
     pairwise_judge = pointwise_judge = None
     if backend is not None:
         from longwriter.judges import PairwiseTask, PointwiseTask

@@ -1,4 +1,4 @@
-"""Loader registry and the helpers every loader shares.
+"""The data-loader table and what every loader shares: file lookup, JSONL reading, row checks.
 
 A loader is a plain function `cfg -> list[Sample]` registered under a name; `load_samples`
 (in `longwriter.data.loaders`) picks one by `data.format` (or `data.name`). Registration is
