@@ -114,7 +114,7 @@ def test_battles_with_an_openai_compatible_judge() -> None:
     preferring the longer response ranks long > medium > short, every order asked once."""
     from longwriter.arena.ratings import rate
     from longwriter.arena.runner import _battles
-    from longwriter.judges import build_judge_backend
+    from longwriter.judges.lifecycle import open_judge
     from longwriter.testing.fake_openai_server import FakeOpenAIServer
 
     def longer(body):
@@ -126,9 +126,9 @@ def test_battles_with_an_openai_compatible_judge() -> None:
     samples = [Sample(id=f"s{i}", prompt=[{"role": "user", "content": f"Write {i}."}]) for i in range(3)]
     answers = {"short": ["a"] * 3, "medium": ["a b c"] * 3, "long": ["a b c d e f"] * 3}
     with FakeOpenAIServer(longer) as server:
-        backend = build_judge_backend({"backend": "openai", "base_url": server.base_url, "model": "fake-judge",
-                                       "api_key_required": False, "concurrency": 4, "cache": False})
-        records = asyncio.run(_battles(backend, samples, answers))
+        backend = open_judge({"backend": "openai", "base_url": server.base_url, "model": "fake-judge",
+                              "api_key_required": False, "concurrency": 4, "cache": False}, cache_dir=None)
+        records = _battles(backend, samples, answers)
         judged = [r for r in server.chat_requests if "Compare two responses" in r.body["messages"][-1]["content"]]
     assert len(judged) == 3 * 3 * 2 and all(r.outcome is not None and not r.disagreed for r in records)
     table = rate([r.battle() for r in records], list(answers), bootstrap=20)

@@ -10,7 +10,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -90,6 +90,15 @@ def _answers(cfg: DictConfig, samples: list, players: list[Contestant]) -> tuple
     return answers, stats
 
 
+def _battles(backend: Any, samples: list, answers: dict[str, list[str]]) -> list:
+    """Every battle judged in one event loop that closes the judge's client at its end."""
+    from longwriter.arena.battles import play
+    from longwriter.judges import PairwiseTask
+    from longwriter.judges.lifecycle import run_with_judge
+
+    return run_with_judge(backend, lambda: play(PairwiseTask(backend), samples, answers))
+
+
 def ratings_table(ratings: list) -> str:
     """The ranking as a fixed-width text table (printed, and logged as arena/ratings.txt)."""
     lines = [f"{'rank':<5}{'contestant':<22}{'rating':>8}{'95% CI':>18}{'W':>5}{'T':>5}{'L':>5}{'score':>8}"]
@@ -152,9 +161,7 @@ def run_arena(cfg: DictConfig) -> list:
 
     from longwriter.arena.ratings import rate
     from longwriter.data.loaders import load_samples
-    from longwriter.arena.battles import play
-    from longwriter.judges import PairwiseTask
-    from longwriter.judges.lifecycle import open_judge, run_with_judge
+    from longwriter.judges.lifecycle import open_judge
     from longwriter.prompting import check_template
     from longwriter.tracking.mlflow_run import mlflow_run
 
@@ -170,7 +177,7 @@ def run_arena(cfg: DictConfig) -> list:
     with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), tags={"kind": "arena"}):
         mlflow.set_tags({"dataset": str(cfg.data.name), "judge": backend.identity})
         answers, gen_stats = _answers(cfg, samples, players)
-        records = run_with_judge(backend, lambda: play(PairwiseTask(backend), samples, answers))
+        records = _battles(backend, samples, answers)
         battles = [b for b in (rec.battle() for rec in records) if b is not None]
         ratings = rate(battles, [p.name for p in players], prior=float(cfg.arena.prior),
                        bootstrap=int(cfg.arena.bootstrap), seed=int(cfg.arena.seed),
