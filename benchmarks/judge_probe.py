@@ -19,7 +19,6 @@ Prints one JSON object; `--mlflow` also logs it as an MLflow run (tag kind=judge
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
@@ -92,21 +91,13 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = _config(overrides)
 
     from longwriter.data.loaders import load_samples
-    from longwriter.judges import PairwiseTask, build_judge_backend
+    from longwriter.judges import PairwiseTask
+    from longwriter.judges.lifecycle import open_judge, run_with_judge
 
     samples = [s for s in load_samples(cfg.data) if len(s.references) >= 2][: args.limit]
-    backend = build_judge_backend(cfg.judge, cache_dir=cfg.paths.cache_dir)
+    backend = open_judge(cfg.judge, cfg.paths.cache_dir)
     started = time.perf_counter()
-
-    async def run():
-        try:
-            return await probe(PairwiseTask(backend), samples)
-        finally:
-            aclose = getattr(backend, "aclose", None)
-            if aclose is not None:
-                await aclose()
-
-    result = asyncio.run(run())
+    result = run_with_judge(backend, lambda: probe(PairwiseTask(backend), samples))
     result["judge"] = str(cfg.judge.name)
     result["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(result, indent=1))

@@ -4,7 +4,8 @@
     verdict = await PairwiseTask(backend).compare(prompt, criteria, first=reference, second=response)
 
 See base.py for the records and protocols, tasks.py for what each judge asks and how it reads
-the answer.
+the answer, lifecycle.py for when a judge is checked and closed (callers outside this package go
+through it).
 """
 
 from __future__ import annotations
