@@ -2,8 +2,9 @@
 and secret-free copies of the files Hydra would save.
 
 - on_run_start (single runs, before the run folder exists): a sweep preset without `-m`, a
-  `resume_from=` that is not a run folder, and a run name that is already taken each stop with one
-  `error:` line (exit 2) and nothing written.
+  `resume_from=` that is not a run folder, a run name that is already taken and a config value of
+  the wrong type or range (`longwriter.config_checks`) each stop with one `error:` line (exit 2)
+  and nothing written.
 - on_job_start: `.hydra/{config,hydra,overrides}.yaml` written with secrets hidden (the configs set
   `hydra.output_subdir: null`, so Hydra's own unredacted copies are never written); a resumed run
   keeps its original `.hydra/` and, once the resume is accepted, gets `.hydra/resume-<timestamp>/`.
@@ -58,6 +59,14 @@ def taken_name_error(run_dir: Path, run_name: str, can_resume: bool) -> str | No
     return f"run_name={run_name} is taken: {run_dir} holds an earlier run; choose another run_name{fix}"
 
 
+def value_error(config: DictConfig, entry: str | None) -> str | None:
+    """Bad config values (`longwriter.config_checks`), found before the run folder exists."""
+    from longwriter.config_checks import config_problems
+
+    problems = config_problems(config, str(entry)) if entry else []
+    return "; ".join(problems) or None
+
+
 class _RedactOverrides(logging.Filter):
     """Hides secret values in the launcher's `#0 : a=1 judge.extra_body.key=...` lines."""
 
@@ -77,6 +86,7 @@ class RunGuardCallback(Callback):
         if error is None and not resume_from:
             run_dir = Path(str(config.hydra.run.dir))
             error = taken_name_error(run_dir, str(config.get("run_name")), can_resume="resume_from" in config)
+        error = error or value_error(config, kwargs.get("config_name"))
         if error:
             _stop(error)
 

@@ -129,6 +129,9 @@ def run_prepare(cfg: DictConfig) -> dict[str, float]:
     from longwriter.selection.report import select_with_report
     from longwriter.tracking.mlflow_run import mlflow_run
 
+    from longwriter.config_checks import check_config
+
+    check_config(cfg, "prepare")  # every value's type and range, before a model or a run
     started = time.perf_counter()
     path = output_path(cfg)
     with mlflow_run(cfg, job_output_dir(cfg, "prepare"), run_name=str(cfg.run_name), tags={"kind": "prepare"}):

@@ -13,6 +13,7 @@ from typing import Callable
 
 from omegaconf import DictConfig
 
+from longwriter.config_checks import check_config
 from longwriter.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -59,15 +60,6 @@ def prepare_run(cfg: DictConfig) -> tuple[DictConfig, Path]:
     from longwriter.resume import record_resume, restore_config, save_run_config
     from longwriter.run_names import job_run_name
 
-    max_steps = cfg.engine.get("max_steps", 1)  # null: engine.num_train_epochs passes over the data
-    if max_steps is not None and (not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1):
-        raise ConfigError(f"engine.max_steps={max_steps!r}: must be a whole number of GRPO steps, at least 1 "
-                          f"(e.g. engine.max_steps=50), or null for engine.num_train_epochs passes over the data")
-    for key in ("temperature", "top_p"):  # numbers before any run opens (their ranges are the trainer's to check)
-        try:
-            float(cfg.engine.get(key, 1.0))
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"engine.{key}={cfg.engine.get(key)!r}: must be a number ({err})") from None
     output_dir = resolve_output_dir(cfg)
     if cfg.get("resume_from"):
         cfg, accepted = restore_config(cfg, output_dir)
@@ -87,9 +79,8 @@ def prepare_run(cfg: DictConfig) -> tuple[DictConfig, Path]:
 
 def run_training(cfg: DictConfig) -> float | None:
     """Run the configured engine; returns the sweep objective (see each engine's docstring)."""
+    check_config(cfg, "train")  # values' types and ranges (the CLI has checked them already; callers in code too)
     name = str(cfg.engine.name)
-    if name not in _ENGINES:
-        raise ConfigError(f"engine={name!r} is unknown; choose one of {sorted(_ENGINES)}")
     cfg, output_dir = prepare_run(cfg)
     module = importlib.import_module(_ENGINES[name])
     result = module.run(cfg, output_dir)

@@ -159,8 +159,10 @@ def run_evaluate(cfg: DictConfig) -> dict[str, float]:
     import mlflow
 
     from longwriter.models import resolve_model_path
+    from longwriter.config_checks import check_config
     from longwriter.tracking.mlflow_run import mlflow_run
 
+    check_config(cfg, "evaluate")  # every value's type and range, before a model or a run
     settings = EvalSettings.from_config(cfg.eval)
     if settings.checkpoint:
         model_path = resolve_checkpoint(settings.checkpoint)

@@ -1,0 +1,336 @@
+"""Every config value of train / evaluate / prepare checked before anything starts.
+
+One table per entry point maps a dotted key to a `Rule` (type, range, allowed choices); a few
+`CROSS_CHECKS` relate two keys (GRPO needs groups of two, a rollout backend belongs to its engine).
+`check_config` runs them all before a model loads or an MLflow run opens (the Hydra callback in
+`longwriter.hydra_guard` for single runs, each entry point's `main` for sweep trials) and raises one
+`ConfigError` naming every bad key, its value and what is allowed. Keys a config does not have
+(a data-selection strategy's own keys, say) are skipped; `*` in a key stands for every child.
+
+A key without a rule is not checked here: the engines and the reward/judge dataclasses check those
+where they read them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from longwriter.errors import ConfigError
+
+_ABSENT = object()
+Choices = Callable[[], "tuple[str, ...] | list[str]"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one key accepts. `kind`: int | number | bool | str | choice | subset."""
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low itself not allowed
+    high_open: bool = False
+    choices: tuple[str, ...] | Choices = ()
+    null: bool = False
+    says: str = ""  # replaces the generated description of what is allowed
+
+    def allowed(self) -> str:
+        if self.says:
+            return self.says
+        if self.kind in ("choice", "subset"):
+            what = f"one of {', '.join(self._choices())}"
+            what = f"a list of names from {', '.join(self._choices())}" if self.kind == "subset" else what
+        elif self.kind == "bool":
+            what = "true or false"
+        elif self.kind == "str":
+            what = "a non-empty text"
+        else:
+            what = "a whole number" if self.kind == "int" else "a number"
+            what += self._range()
+        return f"must be {what}" + (" or null" if self.null else "")
+
+    def _range(self) -> str:
+        if self.low is not None and self.high is not None:
+            return f" in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        if self.low is not None:
+            return f" {'>' if self.low_open else '>='} {self.low:g}"
+        if self.high is not None:
+            return f" {'<' if self.high_open else '<='} {self.high:g}"
+        return ""
+
+    def _choices(self) -> tuple[str, ...]:
+        return tuple(self.choices() if callable(self.choices) else self.choices)
+
+    def accepts(self, value: Any) -> bool:
+        if value is None:
+            return self.null
+        if self.kind == "bool":
+            return isinstance(value, bool)
+        if self.kind == "str":
+            return isinstance(value, str) and bool(value.strip())
+        if self.kind == "choice":
+            return isinstance(value, str) and value in self._choices()
+        if self.kind == "subset":
+            return isinstance(value, (list, tuple, ListConfig)) and all(str(v) in self._choices() for v in value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.kind == "int" and not isinstance(value, int):
+            return False
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return not (self.high is not None and (value > self.high or (self.high_open and value == self.high)))
+
+
+def whole(low: int | None = None, null: bool = False, says: str = "") -> Rule:
+    return Rule("int", low=low, null=null, says=says)
+
+
+def number(low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False,
+           null: bool = False) -> Rule:
+    return Rule("number", low=low, high=high, low_open=low_open, high_open=high_open, null=null)
+
+
+def one_of(choices: tuple[str, ...] | Choices, null: bool = False) -> Rule:
+    return Rule("choice", choices=choices, null=null)
+
+
+FLAG = Rule("bool")
+TEXT = Rule("str")
+FRACTION = number(0.0, 1.0)
+PROBABILITY_MASS = number(0.0, 1.0, low_open=True)  # top_p, GPU memory share
+
+
+# Registries whose names are config values; imported when checked (none of them loads torch).
+def _engines() -> list[str]:
+    from longwriter.engines import _ENGINES
+
+    return sorted(_ENGINES)
+
+
+def _combiners() -> list[str]:
+    from longwriter.advantages import COMBINERS
+
+    return sorted(COMBINERS)
+
+
+def _loaders() -> list[str]:
+    import longwriter.data.loaders  # noqa: F401  (registers the built-in loaders)
+    from longwriter.data.loader_registry import _LOADERS
+
+    return sorted(_LOADERS)
+
+
+def _word_counts() -> list[str]:
+    from longwriter.text import WORD_COUNTS
+
+    return sorted(WORD_COUNTS)
+
+
+def _eval_metrics() -> list[str]:
+    from longwriter.evaluation.scoring import _SCORERS
+
+    return sorted(_SCORERS)
+
+
+def _templates() -> tuple[str, ...]:
+    from longwriter.prompting import TEMPLATES
+
+    return TEMPLATES
+
+
+MAX_STEPS = whole(1, null=True, says="must be a whole number of GRPO steps, at least 1 (e.g. engine.max_steps=50), "
+                                     "or null for engine.num_train_epochs passes over the data")
+
+ENGINE: dict[str, Rule] = {
+    "engine.name": one_of(_engines),
+    "engine.dry_run": FLAG,
+    "engine.max_steps": MAX_STEPS,
+    "engine.num_train_epochs": number(0, low_open=True),
+    "engine.prompts_per_step": whole(1),
+    "engine.num_generations": whole(1),
+    "engine.max_prompt_length": whole(1),
+    "engine.max_completion_length": whole(1),
+    "engine.temperature": number(0, low_open=True),
+    "engine.top_p": PROBABILITY_MASS,
+    "engine.learning_rate": number(0, low_open=True),
+    "engine.lr_scheduler_type": TEXT,
+    "engine.warmup_ratio": number(0.0, 1.0, high_open=True),
+    "engine.beta": number(0),
+    "engine.clip_ratio_low": number(0.0, 1.0, high_open=True),
+    "engine.clip_ratio_high": number(0),
+    "engine.precision": one_of(("auto", "bf16", "fp32")),
+    "engine.attn_implementation": one_of(("auto", "sdpa", "eager", "flash_attention_2")),
+    "engine.gradient_checkpointing": FLAG,
+    "engine.save_steps": whole(1),
+    "engine.eval_steps": whole(1, null=True),
+    "engine.lora.enabled": FLAG,
+    "engine.lora.r": whole(1),
+    "engine.lora.alpha": number(0, low_open=True),
+    "engine.lora.dropout": number(0.0, 1.0, high_open=True),
+    "engine.rollout.backend": one_of(("transformers", "vllm", "sglang")),
+    "engine.rollout.vllm_mode": one_of(("colocate", "server")),
+    "engine.rollout.gpu_memory_utilization": PROBABILITY_MASS,
+    "engine.rollout.tensor_parallel_size": whole(1),
+    "engine.gradient_accumulation_steps": whole(1),
+    "engine.loss_type": TEXT,
+    "engine.mask_truncated_completions": FLAG,
+    "engine.save_total_limit": whole(1, null=True),
+    "engine.logging_steps": whole(1),
+    "engine.sample_every": whole(1),
+    "engine.num_samples_logged": whole(0),
+    "engine.algorithm": one_of(("grpo", "ppo")),
+    "engine.strategy": one_of(("fsdp", "fsdp2", "megatron")),
+    "engine.nnodes": whole(1),
+    "engine.n_gpus_per_node": whole(1),
+    "engine.ppo_mini_batch_size": whole(1, null=True),
+    "engine.micro_batch_size_per_gpu": whole(1),
+    "engine.use_dynamic_bsz": FLAG,
+    "engine.critic_lr": number(0, low_open=True),
+    "engine.entropy_coeff": number(0),
+    "engine.kl_in_reward": FLAG,
+    "engine.val_temperature": number(0),
+    "engine.val_size": whole(0),
+    "engine.val_before_train": FLAG,
+    "engine.reward_workers": whole(1),
+    "engine.allow_local_judge": FLAG,
+}
+
+REWARD: dict[str, Rule] = {
+    "reward.combine": one_of(_combiners),
+    "reward.prompt_template": one_of(_templates),
+    "reward.components.*.weight": number(0),
+}
+
+DATA: dict[str, Rule] = {
+    "data.format": one_of(_loaders),
+    "data.limit": whole(1, null=True),
+    "data.shuffle_seed": whole(null=True),
+}
+
+EVAL: dict[str, Rule] = {
+    "eval.metrics": Rule("subset", choices=_eval_metrics),
+    "eval.limit": whole(1, null=True),
+    "eval.prompt_template": one_of(_templates),
+    "eval.max_new_tokens": whole(1),
+    "eval.batch_size": whole(1),
+    "eval.temperature": number(0),
+    "eval.top_p": PROBABILITY_MASS,
+    "eval.seed": whole(),
+    "eval.pairwise_position": one_of(("swap", "disadvantage", "advantage")),
+    "eval.pairwise_reference": whole(),
+    "eval.word_count": one_of(_word_counts),
+    "eval.at_start": FLAG,
+    "eval.at_end": FLAG,
+}
+
+SELECTION: dict[str, Rule] = {
+    "data_selection.threshold": number(null=True),
+    "data_selection.top_k": whole(1, null=True),
+    "data_selection.k": whole(1),
+    "data_selection.seed": whole(),
+    "data_selection.order_references": FLAG,
+    "data_selection.set_start_level": FLAG,
+    "data_selection.keep_existing": FLAG,
+}
+
+PREPARE: dict[str, Rule] = {
+    "prepare.output": TEXT,
+    "prepare.verl_parquet": FLAG,
+    "prepare.verl_split": TEXT,
+    "prepare.max_prompt_tokens": whole(1, null=True),
+    "prepare.log_dataset_max_mb": number(0),
+    "prepare.references.keep_existing": FLAG,
+}
+
+COMMON: dict[str, Rule] = {"run_name": TEXT, "tracking.experiment_name": TEXT, "tracking.tracking_uri": TEXT}
+
+RULES: dict[str, dict[str, Rule]] = {
+    "train": {**COMMON, **ENGINE, **REWARD, **DATA, **SELECTION, **EVAL, "seed": whole(),
+              "stop_after_unknown_steps": whole(0, null=True)},
+    "evaluate": {**COMMON, **DATA, **EVAL},
+    "prepare": {**COMMON, **DATA, **SELECTION, **PREPARE},
+}
+
+
+def _grpo_group(cfg: DictConfig) -> str | None:
+    algorithm, group = _get(cfg, "engine.algorithm"), _get(cfg, "engine.num_generations")
+    if algorithm == "grpo" and group == 1:
+        return ("engine.num_generations=1: GRPO compares >= 2 completions per prompt (one response per prompt "
+                "is PPO with a critic: engine=verl engine.algorithm=ppo)")
+    return None
+
+
+def _rollout_of_engine(cfg: DictConfig) -> str | None:
+    from longwriter.engines.vocabulary import ROLLOUT_BACKENDS
+
+    engine, backend = _get(cfg, "engine.name"), _get(cfg, "engine.rollout.backend")
+    allowed = ROLLOUT_BACKENDS.get(engine)
+    if allowed and backend in ("transformers", "vllm", "sglang") and backend not in allowed:
+        return f"engine.rollout.backend={backend!r}: engine={engine} rolls out with {' or '.join(allowed)}"
+    return None
+
+
+CROSS_CHECKS: dict[str, tuple[Callable[[DictConfig], str | None], ...]] = {
+    "train": (_grpo_group, _rollout_of_engine),
+    "evaluate": (),
+    "prepare": (),  # prepare.output's suffix: longwriter.prepare.output_path
+}
+
+
+def _get(cfg: DictConfig, key: str) -> Any:
+    """The resolved value, `_ABSENT` when the config has no such key (or it cannot be resolved yet,
+    e.g. a `${hydra:...}` outside a job: the code that reads it reports that)."""
+    try:
+        value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
+    except Exception:  # noqa: BLE001 - an unresolvable interpolation is not this module's to judge
+        return _ABSENT
+    return value
+
+
+def _expand(cfg: DictConfig, key: str) -> Iterator[str]:
+    if "*" not in key:
+        yield key
+        return
+    head, _, tail = key.partition(".*.")
+    parent = _get(cfg, head)
+    if isinstance(parent, DictConfig):
+        for child in parent.keys():
+            yield from _expand(cfg, f"{head}.{child}.{tail}")
+
+
+def show(value: Any) -> str:
+    """A value as the user would type it back: 'abc' quoted, null, true/false, numbers plain."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, ListConfig):
+        return str(OmegaConf.to_container(value))
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def config_problems(cfg: DictConfig, entry: str) -> list[str]:
+    """One `key=value: what is allowed` line per bad value of `entry`'s config (empty: all good)."""
+    problems = []
+    for pattern, rule in RULES.get(entry, {}).items():
+        for key in _expand(cfg, pattern):
+            value = _get(cfg, key)
+            if value is _ABSENT or rule.accepts(value):
+                continue
+            problems.append(f"{key}={show(value)}: {rule.allowed()}")
+    if not problems:  # cross checks read values that the table has already found well-typed
+        problems = [p for check in CROSS_CHECKS.get(entry, ()) if (p := check(cfg))]
+    return problems
+
+
+def check_config(cfg: DictConfig, entry: str) -> None:
+    """Raise one ConfigError listing every bad value (`entry`: train, evaluate or prepare)."""
+    problems = config_problems(cfg, entry)
+    if problems:
+        raise ConfigError("; ".join(problems))
