@@ -29,6 +29,13 @@ def compose(overrides: list[str] | None = None, config_name: str = "train"):
         return hydra_compose(config_name=config_name, overrides=overrides or [], return_hydra_config=False)
 
 
+@pytest.fixture(autouse=True)
+def _store_in_the_test_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's MLFLOW_TRACKING_URI would send every test's runs to that store (it is honoured,
+    conf/tracking/mlflow_local.yaml): tests keep theirs under paths.output_root."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
 @pytest.fixture
 def output_root(tmp_path: Path) -> Path:
     """A fresh output folder (MLflow store, runs) for one test; the model cache stays shared."""

@@ -41,3 +41,14 @@ def test_summary_reads_the_mlflow_run(tmp_path):
     assert summary.run_id == run.info.run_id and summary.steps == 4
     assert summary.quarters["reward"] == pytest.approx((0.1, 0.7))
     assert summary.final_model == str(tmp_path / "final_model")
+
+
+def test_sweep_end_names_the_parent_run_and_the_ui_command():
+    from longwriter.tracking.sweep_callback import sweep_summary_lines
+
+    text = "\n".join(sweep_summary_lines({"study": "s1", "run_id": "p42", "experiment_id": "3",
+                                          "tracking_uri": "sqlite:////tmp/o/mlflow.db", "sweep_dir": "/tmp/o/sw"},
+                                         "FINISHED"))
+    assert "== sweep s1 finished ==" in text and "MLflow parent run: p42 (experiment 3)" in text
+    assert "MLFLOW_STORE=sqlite:////tmp/o/mlflow.db bash " in text and "#/experiments/3/runs/p42" in text
+    assert "/tmp/o/sw" in text

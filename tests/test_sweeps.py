@@ -143,13 +143,16 @@ def _by_trial(children) -> dict[int, object]:
 @pytest.mark.slow
 def test_three_trial_sweep_then_resume_adds_to_the_same_study_and_parent(output_root: Path) -> None:
     args = ["-m", "sweep=length_lr_beta", *TINY, "hydra.sweeper.n_trials=3", f"paths.output_root={output_root}"]
-    run_cli("longwriter.train", args)
+    proc = run_cli("longwriter.train", args)
     study = _study(output_root, "length_lr_beta-tiny_random")
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
     client, parents, children = _runs(output_root)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     parent = parents[0]
     assert parent.info.run_name == "length_lr_beta-tiny_random"
+    # the sweep's last words: its parent run and the command that opens the UI on this store
+    assert f"MLflow parent run: {parent.info.run_id}" in proc.stdout
+    assert f"MLFLOW_STORE=sqlite:///{output_root}/mlflow.db bash " in proc.stdout
     trial_runs = _by_trial(children[parent.info.run_id])
     assert sorted(trial_runs) == [0, 1, 2]
     for trial in study.trials:  # each child logged exactly what the sweeper was told

@@ -45,11 +45,7 @@ class RunSummary:
     final_model: str | None
 
     def ui_command(self) -> str:
-        """The command that opens the MLflow UI on this run's store (scripts/mlflow_ui.sh)."""
-        script = shlex.quote(str(SCRIPTS_DIR / "mlflow_ui.sh"))
-        if self.tracking_uri.startswith(("http://", "https://")):
-            return f"open {self.tracking_uri}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
-        return f"MLFLOW_STORE={shlex.quote(self.tracking_uri)} bash {script}"
+        return ui_command(self.tracking_uri, self.experiment_id, self.run_id)
 
     def lines(self) -> list[str]:
         out = [f"== training run summary ({self.steps} steps) =="]
@@ -58,10 +54,25 @@ class RunSummary:
         if not self.quarters:
             out.append("  (no per-step metrics were logged)")
         out.append(f"    MLflow run: {self.run_id} (experiment {self.experiment_id})")
-        out.append(f"     MLflow UI: {self.ui_command()}  then open "
-                   f"http://127.0.0.1:5000/#/experiments/{self.experiment_id}/runs/{self.run_id}")
+        out.append(f"     MLflow UI: {ui_pointer(self.tracking_uri, self.experiment_id, self.run_id)}")
         out.append(f"   final model: {self.final_model or '(none saved)'}")
         return out
+
+
+def ui_command(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """The command that opens the MLflow UI on a run's store (scripts/mlflow_ui.sh)."""
+    script = shlex.quote(str(SCRIPTS_DIR / "mlflow_ui.sh"))
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"open {tracking_uri}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"MLFLOW_STORE={shlex.quote(tracking_uri)} bash {script}"
+
+
+def ui_pointer(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """`ui_command`, and for a local store the page to open once the UI is up."""
+    command = ui_command(tracking_uri, experiment_id, run_id)
+    if tracking_uri.startswith(("http://", "https://")):
+        return command
+    return f"{command}  then open http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def summarise_history(history: Sequence[Mapping[str, float]]) -> dict[str, tuple[float, float]]:

@@ -101,7 +101,8 @@ class MlflowSweepCallback(Callback):
         (sweep_dir / PARENT_FILE).write_text(json.dumps({"run_id": run_id, "experiment_id": experiment_id,
                                                           "study": study, "storage": storage}))
         self._open = {"client": client, "run_id": run_id, "study": study, "storage": storage, "trial": None,
-                      "run_file": None}
+                      "run_file": None, "experiment_id": experiment_id,
+                      "tracking_uri": str(config.tracking.tracking_uri), "sweep_dir": str(sweep_dir)}
         atexit.register(self._finish, "FAILED")
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -152,6 +153,17 @@ class MlflowSweepCallback(Callback):
             _log_study_results(parent["client"], parent["run_id"], parent["study"], parent["storage"])
         finally:
             parent["client"].set_terminated(parent["run_id"], status)
+            print("\n".join(sweep_summary_lines(parent, status)), flush=True)
+
+
+def sweep_summary_lines(parent: dict[str, Any], status: str) -> list[str]:
+    """What the end of a sweep prints: the parent run (each trial is its child) and how to look at it."""
+    from longwriter.tracking.run_summary import ui_pointer
+
+    return [f"== sweep {parent['study']} {status.lower()} ==",
+            f"MLflow parent run: {parent['run_id']} (experiment {parent['experiment_id']}); trials are its children",
+            f"        MLflow UI: {ui_pointer(parent['tracking_uri'], parent['experiment_id'], parent['run_id'])}",
+            f"     sweep folder: {parent['sweep_dir']}"]
 
 
 def _fail_interrupted_trial(parent: dict[str, Any]) -> None:
