@@ -51,4 +51,4 @@ def test_sweep_end_names_the_parent_run_and_the_ui_command():
                                          "FINISHED"))
     assert "== sweep s1 finished ==" in text and "MLflow parent run: p42 (experiment 3)" in text
     assert "MLFLOW_STORE=sqlite:////tmp/o/mlflow.db bash " in text and "#/experiments/3/runs/p42" in text
-    assert "/tmp/o/sw" in text
+    assert "/tmp/o/sw" in text and "python -m longwriter.compare --sweep s1" in text

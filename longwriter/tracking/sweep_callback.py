@@ -163,7 +163,8 @@ def sweep_summary_lines(parent: dict[str, Any], status: str) -> list[str]:
     return [f"== sweep {parent['study']} {status.lower()} ==",
             f"MLflow parent run: {parent['run_id']} (experiment {parent['experiment_id']}); trials are its children",
             f"        MLflow UI: {ui_pointer(parent['tracking_uri'], parent['experiment_id'], parent['run_id'])}",
-            f"     sweep folder: {parent['sweep_dir']}"]
+            f"     sweep folder: {parent['sweep_dir']}",
+            f"  compare trials: python -m longwriter.compare --sweep {parent['study']}"]
 
 
 def _fail_interrupted_trial(parent: dict[str, Any]) -> None:
