@@ -45,6 +45,8 @@ def test_notebook_executes_and_writes_its_plots(tmp_path_factory, tmp_path: Path
     rows = list(csv.DictReader((plots / "final_metrics.csv").open()))
     assert sorted(r["recipe"] for r in rows) == ["length", "pairwise"]
     assert all(r["sweep"] == STUDY and r["status"] == "FINISHED" and r["reward/total/mean"] for r in rows)
+    assert all(len(r["run_id"]) == 32 for r in rows)  # each row names its MLflow run
+    assert sorted(r["reward.name"] for r in rows) == ["length", "pairwise"]  # the swept key, as a column
     pairwise = next(r for r in rows if r["recipe"] == "pairwise")
     assert pairwise["curriculum/level/mean"] != ""  # the curriculum panel had data to plot
     (sweep,) = csv.DictReader((plots / "sweeps.csv").open())
