@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from longwriter.data.schema import DataError, Sample
 
@@ -69,33 +69,33 @@ def load_training_samples(cfg: DictConfig) -> list[Sample]:
     return selected
 
 
+def judged_recipe(reward_cfg: Any, backend: Any | None, curriculum: Any | None) -> Any:
+    """`reward=`'s recipe whose judged components (pairwise, judge quality) ask `backend` (None: a
+    recipe without a judge). The TRL run and verl's reward workers both build their recipe here."""
+    from longwriter.rewards import build_recipe
+
+    judges = {}
+    if backend is not None:
+        from longwriter.judges import PairwiseTask, PointwiseTask
+
+        judges = {"pairwise_judge": PairwiseTask(backend), "pointwise_judge": PointwiseTask(backend)}
+    return build_recipe(reward_cfg, curriculum=curriculum, **judges)
+
+
 def build_reward_setup(cfg: DictConfig, output_dir: Path, curriculum_path: Path | None = None) -> RewardSetup:
     """The reward recipe with its judge (built, not yet checked) and curriculum, as configured by
     `reward=` and `judge=`."""
     from longwriter.curriculum import CurriculumState
     from longwriter.judges.lifecycle import build_judge
-    from longwriter.rewards import build_recipe
 
     reward_cfg = cfg.reward
     types = set(component_types(reward_cfg).values())
     backend = build_judge(cfg.judge, cfg.paths.cache_dir) if needs_judge(reward_cfg) else None
-    pairwise_judge = pointwise_judge = None
-    if backend is not None:
-        from longwriter.judges import PairwiseTask, PointwiseTask
-
-        pairwise_judge = PairwiseTask(backend)
-        pointwise_judge = PointwiseTask(backend)
     curriculum = None
     if types & _PAIRWISE_TYPES:
         curriculum = CurriculumState(curriculum_path or output_dir / "curriculum.sqlite")
-    recipe = build_recipe(
-        OmegaConf.to_container(reward_cfg, resolve=True),
-        pairwise_judge=pairwise_judge,
-        pointwise_judge=pointwise_judge,
-        curriculum=curriculum,
-    )
     return RewardSetup(
-        recipe=recipe,
+        recipe=judged_recipe(reward_cfg, backend, curriculum),
         curriculum=curriculum,
         judge_backend=backend,
         prompt_template=str(reward_cfg.get("prompt_template", "plain")),

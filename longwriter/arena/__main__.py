@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
 import hydra
 from omegaconf import DictConfig
 
-from longwriter.cli import user_errors_exit_cleanly
+from longwriter.cli import quiet_request_logs, user_errors_exit_cleanly
 from longwriter.paths import register_resolvers
 
 register_resolvers()
@@ -18,8 +16,7 @@ register_resolvers()
 def main(cfg: DictConfig) -> None:
     from longwriter.arena.runner import run_arena
 
-    for name in ("httpx", "httpx2"):  # one INFO line per judge request drowns the progress bars
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_request_logs()
     run_arena(cfg)
 
 

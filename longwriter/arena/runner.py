@@ -162,6 +162,7 @@ def run_arena(cfg: DictConfig) -> list:
     from longwriter.arena.ratings import rate
     from longwriter.data.loaders import load_samples
     from longwriter.judges.lifecycle import open_judge
+    from longwriter.tracking.judge_usage import usage_metrics
     from longwriter.prompting import check_template
     from longwriter.tracking.mlflow_run import mlflow_run
 
@@ -182,19 +183,18 @@ def run_arena(cfg: DictConfig) -> list:
         ratings = rate(battles, [p.name for p in players], prior=float(cfg.arena.prior),
                        bootstrap=int(cfg.arena.bootstrap), seed=int(cfg.arena.seed),
                        confidence=float(cfg.arena.confidence))
-        usage = backend.usage()
         both_known = [r for r in records if r.a_first is not None and r.b_first is not None]
         extra = {"arena/prompts": len(samples), "arena/battles": len(records),
                  "arena/unknown": len(records) - len(battles),
                  "arena/position_disagreement": (sum(r.disagreed for r in both_known) / len(both_known)
                                                  if both_known else float("nan")),
-                 "arena/judge/requests": usage.requests, "arena/judge/cache_hits": usage.cache_hits,
-                 "arena/judge/cache_misses": usage.cache_misses,
+                 **usage_metrics(backend, "arena/judge"),
                  "arena/generation/generated": gen_stats["generated"],
                  "arena/generation/cache_hits": gen_stats["cache_hits"]}
         _log(cfg, players, ratings, records, extra)
         run_id = mlflow.active_run().info.run_id
     print(ratings_table(ratings))
     print(f"{len(records)} battles on {len(samples)} prompts ({extra['arena/unknown']} unknown), judge calls: "
-          f"{usage.cache_hits} from the cache, {usage.cache_misses} new; MLflow run {run_id}")
+          f"{extra['arena/judge/cache_hits']:.0f} from the cache, {extra['arena/judge/cache_misses']:.0f} new; "
+          f"MLflow run {run_id}")
     return ratings

@@ -11,7 +11,7 @@ def usage_metrics(backend, prefix: str = "judge") -> dict[str, float]:
     """A backend's running totals as `<prefix>/<counter>` metrics (evaluation, data selection, references)."""
     usage = backend.usage()
     return {f"{prefix}/{name}": float(getattr(usage, name)) for name in
-            ("requests", "cache_hits", "failures", "retries", "prompt_tokens", "completion_tokens", "cost_usd")}
+            ("requests", "cache_hits", "cache_misses", "failures", "retries", "prompt_tokens", "completion_tokens", "cost_usd")}
 
 
 class JudgeUsageTracker:

@@ -75,25 +75,20 @@ def sample_from_row(item) -> Sample:
 
 def build_recipe_in_worker(settings: dict[str, Any]):
     """Recipe + judge + curriculum client inside a reward worker (a Ray actor)."""
-    from longwriter.training_setup import component_types, needs_judge
-    from longwriter.rewards import build_recipe
+    from longwriter.judges.lifecycle import build_judge
+    from longwriter.training_setup import component_types, judged_recipe, needs_judge
 
     reward_cfg = OmegaConf.create(settings["reward"])
-    pairwise_judge = pointwise_judge = None
+    backend = None
     if needs_judge(reward_cfg):
-        from longwriter.judges import PairwiseTask, PointwiseTask
-        from longwriter.judges.lifecycle import build_judge
-
         # Checked once at launch (launcher._check_judge); it serves on verl's loop for the worker's life.
         backend = build_judge(settings["judge"], settings.get("cache_dir"))
-        pairwise_judge, pointwise_judge = PairwiseTask(backend), PointwiseTask(backend)
     curriculum = None
     if settings.get("curriculum") and "pairwise" in set(component_types(reward_cfg).values()):
         from longwriter.engines.verl.curriculum_actor import CurriculumClient, get_or_create
 
         curriculum = CurriculumClient(get_or_create(settings["curriculum"]["actor"]))
-    return build_recipe(settings["reward"], pairwise_judge=pairwise_judge, pointwise_judge=pointwise_judge,
-                        curriculum=curriculum)
+    return judged_recipe(settings["reward"], backend, curriculum)
 
 
 def _finite(value: Any) -> float:
