@@ -119,3 +119,17 @@ def test_run_pages_show_parent_children_and_metrics(ui, tmp_path: Path) -> None:
     assert child.info.run_name in page
     for metric in ["reward/total/mean", "curriculum/level/mean", "objective", "eval/length_score/mean"]:
         assert f" {metric} " in page, metric
+
+
+def test_the_printed_run_link_opens_the_model_training_view(ui, tmp_path: Path) -> None:
+    """The link the end of a run prints (run_summary.run_page): MLflow 3 would otherwise show a
+    training run in its GenAI view, with an "Evaluations" breadcrumb and trace tabs."""
+    from longwriter.tracking.run_summary import run_page
+
+    base, client = ui
+    experiment_id, parent, children = _sweep(client)
+    assert client.get_experiment(experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+    page = rendered_text(f"{base}/{run_page(experiment_id, children[0].info.run_id)}", tmp_path)
+    assert "Model registry" in page and " Runs " in page, page[:1500]
+    assert "Evaluations" not in page and "Evaluation runs" not in page
+    assert "reward/total/mean" in page

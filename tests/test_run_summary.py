@@ -27,7 +27,7 @@ def test_lines_name_run_ui_command_and_model():
     assert "first quarter 0.250 -> last quarter 0.500 (+0.250)" in text
     assert "abc123" in text and "/tmp/run/final_model" in text
     assert "MLFLOW_STORE='sqlite:////tmp/x y/mlflow.db' bash " in text and "mlflow_ui.sh" in text
-    assert "#/experiments/7/runs/abc123" in text
+    assert "#/experiments/7/runs/abc123?workflowType=machine_learning" in text
 
 
 def test_summary_reads_the_mlflow_run(tmp_path):

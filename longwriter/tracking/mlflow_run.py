@@ -47,6 +47,12 @@ def store_lock(uri: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+# MLflow 3's UI opens an experiment by its kind: without this tag it guesses, and guessed the GenAI
+# view (traces, "Evaluations") for training runs. An explicit kind set by the user is kept.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+TRAINING_KIND = "custom_model_development"
+
+
 def _setup_experiment(tracking_cfg: DictConfig) -> str:
     """The experiment's id, creating the store's tables and the experiment if needed (under a lock)."""
     import mlflow
@@ -57,12 +63,15 @@ def _setup_experiment(tracking_cfg: DictConfig) -> str:
     with store_lock(uri):
         experiment = mlflow.get_experiment_by_name(name)
         if experiment is not None:
+            if EXPERIMENT_KIND_TAG not in experiment.tags:  # a store made before the tag was set
+                mlflow.MlflowClient(uri).set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
             return experiment.experiment_id
         artifact_location = tracking_cfg.get("artifact_location")
         if artifact_location:
             Path(str(artifact_location)).mkdir(parents=True, exist_ok=True)
             artifact_location = Path(str(artifact_location)).resolve().as_uri()
-        return mlflow.create_experiment(name, artifact_location=artifact_location)
+        return mlflow.create_experiment(name, artifact_location=artifact_location,
+                                        tags={EXPERIMENT_KIND_TAG: TRAINING_KIND})
 
 
 def resolved_config(cfg: DictConfig) -> dict[str, Any]:

@@ -63,7 +63,7 @@ def ui_command(tracking_uri: str, experiment_id: str, run_id: str) -> str:
     """The command that opens the MLflow UI on a run's store (scripts/mlflow_ui.sh)."""
     script = shlex.quote(str(SCRIPTS_DIR / "mlflow_ui.sh"))
     if tracking_uri.startswith(("http://", "https://")):
-        return f"open {tracking_uri}/#/experiments/{experiment_id}/runs/{run_id}"
+        return f"open {tracking_uri}/{run_page(experiment_id, run_id)}"
     return f"MLFLOW_STORE={shlex.quote(tracking_uri)} bash {script}"
 
 
@@ -72,7 +72,13 @@ def ui_pointer(tracking_uri: str, experiment_id: str, run_id: str) -> str:
     command = ui_command(tracking_uri, experiment_id, run_id)
     if tracking_uri.startswith(("http://", "https://")):
         return command
-    return f"{command}  then open http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{command}  then open http://127.0.0.1:5000/{run_page(experiment_id, run_id)}"
+
+
+def run_page(experiment_id: str, run_id: str) -> str:
+    """The run's page in the UI's model-training view (MLflow 3 otherwise opens the GenAI view:
+    traces, an "Evaluations" breadcrumb); tests/test_mlflow_ui.py checks what it renders."""
+    return f"#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
 
 
 def summarise_history(history: Sequence[Mapping[str, float]]) -> dict[str, tuple[float, float]]:
