@@ -12,7 +12,7 @@ from conftest import ROOT
 from sweep_store import STUDY, sweep_store, tracking_uri
 
 NOTEBOOK = ROOT / "notebooks" / "compare_runs.ipynb"
-PLOTS = ["reward_curves.png", "component_rewards.png", "curriculum_levels.png"]
+PLOTS = ["reward_curves.png", "component_rewards.png", "curriculum_levels.png", "before_after.png"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
