@@ -24,6 +24,10 @@ def sweep_store(tmp_path_factory) -> Path:
             # Exactly one trial per recipe: the grid sampler over just the recipe choice.
             "hydra/sweeper/sampler=grid", "hydra.sweeper.params=null", "reward=choice(pairwise,length)",
             "eval.limit=2", "eval.max_new_tokens=16", "eval.generation_cache=null", f"paths.output_root={root}",
+            # Named on the command line (which wins over MLFLOW_TRACKING_URI): a module-scoped caller runs
+            # before conftest's per-test fixture clears that variable, which an earlier test's in-process
+            # mlflow.set_tracking_uri may have left pointing at its own store.
+            f"tracking.tracking_uri={tracking_uri(root)}",
         ])
         _built["root"] = root
     return _built["root"]
