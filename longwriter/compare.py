@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
 from longwriter.errors import LongwriterError
+from longwriter.tracking.analysis_runs import is_training_run, log_analysis_files
 
 KEY_PARAMS = ("reward.name", "model.name", "engine.name", "engine.max_steps", "engine.learning_rate", "engine.beta")
 REWARD = "reward/total/mean"
-KIND_TAG = "kind"
 COMPARE_KIND = "compare"
 
 
@@ -55,8 +54,7 @@ def find_runs(client: Any, experiment_id: str, sweep: str | None) -> tuple[list[
         parent = parents[-1]
         runs = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     else:
-        runs = [r for r in runs if r.data.tags.get(ROLE_TAG) != "parent"
-                and r.data.tags.get(KIND_TAG) not in (COMPARE_KIND, "evaluate", "prepare")]
+        runs = [r for r in runs if r.data.tags.get(ROLE_TAG) != "parent" and is_training_run(r)]
     return runs, parent
 
 
@@ -163,16 +161,8 @@ def compare(store: str, experiment: str, sweep: str | None, extra_params: Sequen
 
 
 def _log(client: Any, experiment_id: str, parent: Any | None, files: Sequence[Path]) -> str:
-    if parent is not None:
-        run_id = parent.info.run_id
-    else:
-        run_id = client.create_run(experiment_id, run_name=f"compare-{time.strftime('%Y%m%d-%H%M%S')}",
-                                   tags={KIND_TAG: COMPARE_KIND}).info.run_id
-    for path in files:
-        client.log_artifact(run_id, str(path), "compare")
-    if parent is None:
-        client.set_terminated(run_id)
-    return run_id
+    return log_analysis_files(client, experiment_id, files, COMPARE_KIND, "compare",
+                              parent.info.run_id if parent is not None else None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

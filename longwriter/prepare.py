@@ -99,7 +99,7 @@ def _log_run(cfg: DictConfig, rows: list[dict[str, Any]], metrics: dict[str, flo
     import matplotlib.pyplot as plt
     import mlflow
 
-    from longwriter.evaluation.report import log_table
+    from longwriter.tracking.tables import log_table
     from longwriter.tracking.mlflow_run import log_metrics
 
     log_metrics(metrics, step=0)

@@ -75,7 +75,8 @@ def rendered_text(url: str, tmp_path: Path) -> str:
     proc = subprocess.run(
         ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-         f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=15000", "--dump-dom", url],
+         f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=2400,1000", "--virtual-time-budget=15000",
+         "--dump-dom", url],
         capture_output=True, text=True, timeout=120,
     )
     dom = re.sub(r"<(script|style)\b.*?</\1>", " ", proc.stdout, flags=re.S)
@@ -133,3 +134,45 @@ def test_the_printed_run_link_opens_the_model_training_view(ui, tmp_path: Path) 
     assert "Model registry" in page and " Runs " in page, page[:1500]
     assert "Evaluations" not in page and "Evaluation runs" not in page
     assert "reward/total/mean" in page
+
+
+def test_the_printed_runs_table_link_shows_objective_and_main_params(ui, tmp_path: Path) -> None:
+    """The runs-table link the end of a run or sweep prints opens the project's saved view
+    (longwriter/tracking/ui_view.py): objective, reward and the main params are columns, where
+    MLflow's default table shows only Created, Dataset, Duration, Source and Models."""
+    from longwriter.tracking.ui_view import PARAM_COLUMNS, VIEW_NAME, runs_page
+
+    base, client = ui
+    experiment_id, parent, children = _sweep(client)
+    page = rendered_text(f"{base}/{runs_page(experiment_id)}", tmp_path)
+    assert VIEW_NAME in page and "error loading shared view" not in page.lower(), page[:2000]
+    assert " Metrics " in page and " Parameters " in page, page[:2000]  # the column groups' header row
+    for column in ["objective", "reward/total/mean", *PARAM_COLUMNS]:
+        assert f" {column} " in page, column
+    assert STUDY in page and "3 matching runs" in page
+    # Its chart mode: metric sections with the reward first (MLflow's own order is alphabetical:
+    # advantage, curriculum, judge, length ... reward).
+    # (the view sorts by the objective, so the trials are listed flat and the charts draw them)
+    assert "Sort: objective" in page
+    charts = rendered_text(f"{base}/{runs_page(experiment_id)}&compareRunsMode=CHART", tmp_path)
+    sections = re.findall(r" ([a-z_]+(?:/[a-z_]+)*) \((\d+)\) Add chart", charts)
+    names = [name for name, count in sections if count != "0"]
+    assert names[:3] == ["reward/total", "reward/length", "reward/pairwise"], sections
+    assert {"judge", "curriculum/level", "train", "timing"} <= set(names)
+    assert names.index("reward/pairwise") < names.index("judge") < names.index("train")
+
+
+def test_a_training_run_shows_its_samples_as_a_table(ui, tmp_path: Path) -> None:
+    """The pairwise trial's logged completions (samples/samples.json, an MLflow table) render as a
+    table in the run's artifact view: prompt, completion, words, target, rewards, the judge's verdict."""
+    from longwriter.tracking.run_summary import run_page
+
+    base, client = ui
+    experiment_id, parent, children = _sweep(client)
+    child = next(c for c in children if c.data.tags["reward"] == "pairwise")
+    url = f"{base}/{run_page(experiment_id, child.info.run_id)}".replace("?", "/artifacts/samples/samples.json?")
+    page = rendered_text(url, tmp_path)
+    for column in ["step", "sample_id", "words", "target", "reward_pairwise", "reward_total", "advantage",
+                   "pairwise_verdict", "prompt"]:
+        assert f" {column} " in page, (column, page[:3000])
+    assert any(f" {verdict} " in page for verdict in ("win", "tie", "loss", "unknown")), page[page.find("pairwise_verdict"):][:3000]

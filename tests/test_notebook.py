@@ -4,6 +4,7 @@ its plots and tables."""
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import pytest
@@ -31,10 +32,15 @@ def test_notebook_executes_and_writes_its_plots(tmp_path_factory, tmp_path: Path
     import nbformat
     from nbclient import NotebookClient
 
+    import mlflow
+
     root = sweep_store(tmp_path_factory)
     plots = tmp_path / "plots"
+    # The notebook logs its plots back into the store: into a copy, so the shared store keeps its 3 runs.
+    store = tmp_path / "mlflow.db"
+    shutil.copyfile(root / "mlflow.db", store)
     # The kernel inherits these: the notebook's parameters cell reads them.
-    monkeypatch.setenv("LONGWRITER_TRACKING_URI", tracking_uri(root))
+    monkeypatch.setenv("LONGWRITER_TRACKING_URI", f"sqlite:///{store}")
     monkeypatch.setenv("LONGWRITER_PLOTS_DIR", str(plots))
     nb = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
@@ -53,3 +59,11 @@ def test_notebook_executes_and_writes_its_plots(tmp_path_factory, tmp_path: Path
     assert sweep["run"] == STUDY and float(sweep["sweep/trials/total"]) == 2
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "2 training runs (2 recipes), 1 sweeps" in printed
+
+    # The plots went back into MLflow: one new run tagged kind=analysis holding every written file.
+    client = mlflow.MlflowClient(f"sqlite:///{store}")
+    experiment = client.get_experiment_by_name("longwriter")
+    (analysis,) = client.search_runs([experiment.experiment_id], "tags.kind = 'analysis'")
+    assert analysis.info.status == "FINISHED" and f"logged to MLflow run {analysis.info.run_id}" in printed
+    logged = {a.path for a in client.list_artifacts(analysis.info.run_id, "notebook")}
+    assert logged == {f"notebook/{p.name}" for p in plots.iterdir()} and "notebook/reward_curves.png" in logged

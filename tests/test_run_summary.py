@@ -28,6 +28,9 @@ def test_lines_name_run_ui_command_and_model():
     assert "abc123" in text and "/tmp/run/final_model" in text
     assert "MLFLOW_STORE='sqlite:////tmp/x y/mlflow.db' bash " in text and "mlflow_ui.sh" in text
     assert "#/experiments/7/runs/abc123?workflowType=machine_learning" in text
+    # the runs table through the project's saved view (objective, reward and main params as columns)
+    assert "runs table: http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning" \
+           "&viewStateShareKey=longwriter-runs" in text
 
 
 def test_summary_reads_the_mlflow_run(tmp_path):
@@ -52,3 +55,4 @@ def test_sweep_end_names_the_parent_run_and_the_ui_command():
     assert "== sweep s1 finished ==" in text and "MLflow parent run: p42 (experiment 3)" in text
     assert "MLFLOW_STORE=sqlite:////tmp/o/mlflow.db bash " in text and "#/experiments/3/runs/p42" in text
     assert "/tmp/o/sw" in text and "python -m longwriter.compare --sweep s1" in text
+    assert "#/experiments/3/runs?workflowType=machine_learning&viewStateShareKey=longwriter-runs" in text

@@ -34,8 +34,10 @@ def _only_run(client):
 
 def test_two_step_train_logs_run_metrics_and_artifacts(output_root: Path) -> None:
     # beta > 0 (the default is 0): the KL term and the reference model stay covered end to end.
+    # A linear decay: the logged learning rate is the one each step used (2e-5 then 1e-5), not TRL's
+    # "after this step" value, which reaches 0 at the last step.
     run_cli("longwriter.train", [*TINY, "engine.max_steps=2", "engine.save_steps=2", "engine.beta=0.04",
-                                 f"paths.output_root={output_root}", "run_name=e2e"])
+                                 "engine.lr_scheduler_type=linear", f"paths.output_root={output_root}", "run_name=e2e"])
     client = _client(output_root)
     run = _only_run(client)
     assert run.info.status == "FINISHED"
@@ -47,8 +49,21 @@ def test_two_step_train_logs_run_metrics_and_artifacts(output_root: Path) -> Non
     assert run.data.params["model.name"] == "tiny_random"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config", "samples", "final_model_path.txt"} <= artifacts
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "train/learning_rate")] == \
+        pytest.approx([2e-5, 1e-5])
+    # One-off figures are tags, not one-dot metric charts.
+    assert not [k for k in run.data.metrics if k.startswith("summary/")]
+    assert float(run.data.tags["summary.train_runtime"]) > 0
+    # The logged completions: one MLflow table (the UI shows it as a table), a row per completion and step.
     samples = client.list_artifacts(run.info.run_id, "samples")
-    assert [a.path for a in samples] == ["samples/step_00001.jsonl", "samples/step_00002.jsonl"]
+    assert [a.path for a in samples] == ["samples/samples.json"]
+    table = json.loads(Path(client.download_artifacts(run.info.run_id, "samples/samples.json",
+                                                      str(output_root / "dl"))).read_text())
+    assert table["columns"] == ["step", "sample_id", "words", "target", "reward_length", "reward_total", "advantage",
+                                "prompt", "completion"]
+    rows = [dict(zip(table["columns"], row)) for row in table["data"]]
+    assert [r["step"] for r in rows] == [1, 1, 1, 1, 2, 2, 2, 2]  # engine.num_samples_logged=4, sample_every=1
+    assert all(r["completion"] and isinstance(r["words"], int) and r["target"] for r in rows)
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert {"plots/rewards.png", "plots/lengths.png", "plots/monitors.png"} <= plots
     lengths = Path(client.download_artifacts(run.info.run_id, "rollouts/lengths.jsonl", str(output_root / "dl")))

@@ -15,6 +15,7 @@ import math
 from typing import Any, Mapping, Sequence
 
 from longwriter.tracking.mlflow_run import MAX_PARAM_LEN, log_metrics
+from longwriter.tracking.tables import log_table
 
 logger = logging.getLogger(__name__)
 
@@ -49,25 +50,6 @@ def log_params_once(params: Mapping[str, Any]) -> None:
         new[key] = text
     if new:
         mlflow.log_params(new)
-
-
-def _table_value(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def log_table(rows: Sequence[Mapping[str, Any]], artifact_file: str) -> None:
-    """The per-sample table as an MLflow table artifact (shown in the UI's artifact view)."""
-    import mlflow
-    import pandas as pd
-
-    columns: list[str] = []
-    for row in rows:  # union of the columns, in first-seen order (scorers add their own)
-        columns += [key for key in row if key not in columns]
-    frame = pd.DataFrame([{c: _table_value(row.get(c)) for c in columns} for row in rows], columns=columns)
-    frame = frame.astype(object).where(frame.notna(), None)
-    mlflow.log_table(frame, artifact_file=artifact_file)
 
 
 def _plots(rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, float]) -> dict[str, Any]:

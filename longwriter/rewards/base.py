@@ -65,10 +65,13 @@ class RolloutBatch:
 
 @dataclass
 class ComponentScores:
-    """rewards: [N] float, NaN = unknown/not applicable; metrics: {"section/name/stat": value}."""
+    """rewards: [N] float, NaN = unknown/not applicable; metrics: {"section/name/stat": value};
+    labels: {name: [N] text or None}, what a reader of one completion wants beside its reward
+    (e.g. the judge's verdict; the training samples table shows them)."""
 
     rewards: np.ndarray
     metrics: dict[str, float] = field(default_factory=dict)
+    labels: dict[str, list[str | None]] = field(default_factory=dict)
 
 
 class RewardComponent(Protocol):

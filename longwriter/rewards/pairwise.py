@@ -216,7 +216,8 @@ class PairwiseComponent:
             stored = self.curriculum.snapshot()  # every training sample once the engine registered them
             if stored:
                 metrics["curriculum/level/mean_all"] = float(np.mean(list(stored.values())))
-        return ComponentScores(rewards, metrics)
+        verdicts = [(o or "unknown") if has_ref[i] else None for i, o in enumerate(outcomes)]
+        return ComponentScores(rewards, metrics, labels={"verdict": verdicts})
 
     def _report(self, batch: RolloutBatch, outcomes: list[Outcome | None], has_ref: np.ndarray) -> dict[str, int]:
         """Tell the curriculum which judged responses won (unknown verdicts are left out)."""

@@ -44,11 +44,13 @@ class WeightedComponent:
 @dataclass
 class RecipeScores:
     """rewards: {component name: [N], NaN = unknown}; total: [N] weighted sum (NaN components
-    skipped per row, NaN when all are unknown); metrics: {"section/name/stat": value}."""
+    skipped per row, NaN when all are unknown); metrics: {"section/name/stat": value};
+    labels: {"<component>_<label>": [N]} (the components' per-completion labels, e.g. verdicts)."""
 
     rewards: dict[str, np.ndarray]
     total: np.ndarray
     metrics: dict[str, float] = field(default_factory=dict)
+    labels: dict[str, list[str | None]] = field(default_factory=dict)
 
 
 @dataclass
@@ -84,6 +86,7 @@ class Recipe:
         results = await asyncio.gather(*(c.component.score(batch) for c in self.components))
         rewards: dict[str, np.ndarray] = {}
         metrics: dict[str, float] = {}
+        labels: dict[str, list[str | None]] = {}
         for entry, result in zip(self.components, results):
             values = np.asarray(result.rewards, dtype=np.float64)
             if values.shape != (len(batch),):
@@ -93,10 +96,11 @@ class Recipe:
             metrics.update({f"{prefix}{key}": value for key, value in result.metrics.items()})
             metrics[f"reward/{entry.name}/mean"] = nanmean(values)
             metrics[f"reward/{entry.name}/unknown_rate"] = rate(np.isnan(values))
+            labels.update({f"{entry.name}_{key}": list(value) for key, value in result.labels.items()})
         total = weighted_reward_sum(rewards, self.weights)
         metrics["reward/total/mean"] = nanmean(total)
         metrics.update(batch_monitors(batch.samples, self.answers(batch.completions)))
-        return RecipeScores(rewards, total, metrics)
+        return RecipeScores(rewards, total, metrics, labels)
 
     def advantages(self, scores: RecipeScores, group_index: np.ndarray) -> np.ndarray:
         """[N] advantages of a scored batch, through the project's one formula (`combine_advantages`)."""

@@ -18,6 +18,7 @@ from typing import Any, Iterator
 from omegaconf import DictConfig, OmegaConf
 
 from longwriter.tracking.redact import flatten, redact
+from longwriter.tracking.ui_view import VIEW_TAG, ensure_runs_view, refresh_runs_view, view_tag_value
 
 logger = logging.getLogger(__name__)
 
@@ -60,18 +61,21 @@ def _setup_experiment(tracking_cfg: DictConfig) -> str:
     uri = str(tracking_cfg.tracking_uri)
     mlflow.set_tracking_uri(uri)
     name = str(tracking_cfg.experiment_name)
+    client = mlflow.MlflowClient(uri)
     with store_lock(uri):
         experiment = mlflow.get_experiment_by_name(name)
         if experiment is not None:
             if EXPERIMENT_KIND_TAG not in experiment.tags:  # a store made before the tag was set
-                mlflow.MlflowClient(uri).set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
+                client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
+            ensure_runs_view(client, experiment)
             return experiment.experiment_id
         artifact_location = tracking_cfg.get("artifact_location")
         if artifact_location:
             Path(str(artifact_location)).mkdir(parents=True, exist_ok=True)
             artifact_location = Path(str(artifact_location)).resolve().as_uri()
-        return mlflow.create_experiment(name, artifact_location=artifact_location,
-                                        tags={EXPERIMENT_KIND_TAG: TRAINING_KIND})
+        experiment_id = mlflow.create_experiment(name, artifact_location=artifact_location,
+                                                 tags={EXPERIMENT_KIND_TAG: TRAINING_KIND, VIEW_TAG: view_tag_value()})
+        return experiment_id
 
 
 def resolved_config(cfg: DictConfig) -> dict[str, Any]:
@@ -133,6 +137,18 @@ def mlflow_run(
         except BaseException as err:  # the run ends FAILED (MLflow's context); say why on the run itself
             mlflow.set_tag("longwriter.error", f"{type(err).__name__}: {err}"[:5000])
             raise
+        _refresh_view(experiment_id)
+
+
+def _refresh_view(experiment_id: str) -> None:
+    """The runs table's saved view with this run's metric sections too (ui_view.py); cosmetic, so a
+    failure only warns."""
+    import mlflow
+
+    try:
+        refresh_runs_view(mlflow.MlflowClient(), experiment_id)
+    except Exception as err:  # noqa: BLE001 - never fail a finished run over the UI's view
+        logger.warning("could not update the MLflow runs view: %s", err)
 
 
 def log_metrics(metrics: dict[str, float], step: int) -> None:

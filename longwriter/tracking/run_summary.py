@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from longwriter.tracking.objective import logged_history
+from longwriter.tracking.ui_view import runs_page
 
 REWARD = "reward/total/mean"
 # (metric, label) reported first-quarter -> last-quarter when the run logged them.
@@ -55,6 +56,7 @@ class RunSummary:
             out.append("  (no per-step metrics were logged)")
         out.append(f"    MLflow run: {self.run_id} (experiment {self.experiment_id})")
         out.append(f"     MLflow UI: {ui_pointer(self.tracking_uri, self.experiment_id, self.run_id)}")
+        out.append(f"    runs table: {runs_table_url(self.tracking_uri, self.experiment_id)}")
         out.append(f"   final model: {self.final_model or '(none saved)'}")
         return out
 
@@ -73,6 +75,12 @@ def ui_pointer(tracking_uri: str, experiment_id: str, run_id: str) -> str:
     if tracking_uri.startswith(("http://", "https://")):
         return command
     return f"{command}  then open http://127.0.0.1:5000/{run_page(experiment_id, run_id)}"
+
+
+def runs_table_url(tracking_uri: str, experiment_id: str) -> str:
+    """The experiment's runs table with the objective, reward and main params as columns (ui_view.py)."""
+    base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return f"{base}/{runs_page(experiment_id)}"
 
 
 def run_page(experiment_id: str, run_id: str) -> str:

@@ -158,11 +158,12 @@ class MlflowSweepCallback(Callback):
 
 def sweep_summary_lines(parent: dict[str, Any], status: str) -> list[str]:
     """What the end of a sweep prints: the parent run (each trial is its child) and how to look at it."""
-    from longwriter.tracking.run_summary import ui_pointer
+    from longwriter.tracking.run_summary import runs_table_url, ui_pointer
 
     return [f"== sweep {parent['study']} {status.lower()} ==",
             f"MLflow parent run: {parent['run_id']} (experiment {parent['experiment_id']}); trials are its children",
             f"        MLflow UI: {ui_pointer(parent['tracking_uri'], parent['experiment_id'], parent['run_id'])}",
+            f"       runs table: {runs_table_url(parent['tracking_uri'], parent['experiment_id'])}",
             f"     sweep folder: {parent['sweep_dir']}",
             f"  compare trials: python -m longwriter.compare --sweep {parent['study']}"]
 

@@ -1,9 +1,8 @@
 """Trainer callbacks: MLflow metrics with section/name/stat names, a progress line with ETA,
-sample generations as artifacts, and the curriculum state saved inside every checkpoint."""
+sample generations as an MLflow table, and the curriculum state saved inside every checkpoint."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ from transformers import ProgressCallback, TrainerCallback
 from longwriter.curriculum import CURRICULUM_FILE
 from longwriter.tracking.metric_names import rename_trl_metrics
 from longwriter.tracking.mlflow_run import log_metrics
+from longwriter.tracking.tables import SAMPLES_TABLE, log_table, training_sample_rows
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,25 @@ def _number(value, fmt: str) -> str:
     return "n/a" if number != number else format(number, fmt)
 
 
+SUMMARY_TAG_PREFIX = "summary."
+
+
+def log_summary_tags(logs: dict) -> None:
+    """TRL's end-of-training figures (runtime, samples per second, mean loss, ...) as run tags
+    `summary.<name>`: one value per run, shown on the run's page and as runs-table columns; a resumed
+    run overwrites them (params could not change)."""
+    import mlflow
+
+    tags = {}
+    for key, value in logs.items():
+        try:
+            tags[SUMMARY_TAG_PREFIX + key] = f"{float(value):.6g}"
+        except (TypeError, ValueError):
+            continue
+    if tags:
+        mlflow.set_tags(tags)
+
+
 class MlflowProgressCallback(TrainerCallback):
     """Logs every TRL log event to MLflow and prints one progress line per step."""
 
@@ -45,6 +64,7 @@ class MlflowProgressCallback(TrainerCallback):
         self._step_start = 0.0
         self._step_seconds = 0.0
         self._train_start = 0.0
+        self._step_lr: float | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._train_start = time.perf_counter()
@@ -52,6 +72,8 @@ class MlflowProgressCallback(TrainerCallback):
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._step_start = time.perf_counter()
+        optimizer = kwargs.get("optimizer")
+        self._step_lr = float(optimizer.param_groups[0]["lr"]) if optimizer is not None else None
 
     def on_step_end(self, args, state, control, **kwargs):
         self._step_seconds = time.perf_counter() - self._step_start
@@ -62,9 +84,11 @@ class MlflowProgressCallback(TrainerCallback):
         if not state.is_world_process_zero or not logs:
             return
         metrics = rename_trl_metrics(logs)
-        if "train_runtime" in logs:  # the end-of-training summary
-            log_metrics({f"summary/{k}": v for k, v in logs.items()}, step=state.global_step)
+        if "train_runtime" in logs:  # the end-of-training summary: one value per run, so tags, not charts
+            log_summary_tags(logs)
             return
+        if self._step_lr is not None:  # the rate this step used (TRL logs the next step's: 0 after a decay)
+            metrics["train/learning_rate"] = self._step_lr
         rollout = metrics.get("timing/rollout_s", 0.0) or 0.0
         metrics["timing/step_s"] = self._step_seconds
         metrics["timing/update_s"] = max(0.0, self._step_seconds - rollout)
@@ -86,24 +110,13 @@ class MlflowProgressCallback(TrainerCallback):
         )
 
     def _log_samples(self, step: int) -> None:
-        import mlflow
-
         trainer = self.trainer_ref()
         rollout = getattr(trainer, "last_rollout", None)
         if not rollout or not trainer.accelerator.is_main_process:
             return
-        rows = []
-        for i in range(min(self.num_samples, len(rollout["completions"]))):
-            rows.append({
-                "step": step,
-                "sample_id": rollout["sample_ids"][i],
-                "prompt": rollout["prompts"][i],
-                "completion": rollout["completions"][i],
-                "rewards": {k: v[i] for k, v in rollout["rewards"].items()},
-                "advantage": float(rollout["advantages"][i]),
-            })
-        text = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n"
-        mlflow.log_text(text, f"samples/step_{step:05d}.jsonl")
+        log_table(training_sample_rows(step, rollout["samples"], rollout["completions"], rollout["answers"],
+                                       rollout["rewards"], rollout["total"], rollout["advantages"],
+                                       rollout["labels"], self.num_samples), SAMPLES_TABLE)
 
 
 class QuietProgressBar(ProgressCallback):

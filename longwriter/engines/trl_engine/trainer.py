@@ -258,10 +258,14 @@ class LongwriterGRPOTrainer(GRPOTrainer):
         self.last_rollout = {
             "step": self.state.global_step,
             "mode": mode,
+            "samples": samples,  # this process's rows; the gathered arrays below start with them on the main one
             "sample_ids": [s.id for s in samples],
             "prompts": [s.user_prompt for s in samples],
             "completions": texts,
+            "answers": self.recipe.answers(texts),
             "rewards": {n: gathered[:, k].tolist() for k, n in enumerate(names)},
+            "total": np.asarray(scores.total, dtype=np.float64).tolist(),
+            "labels": scores.labels,
             "advantages": np.asarray(advantages, dtype=np.float64).copy(),
             "group_index": all_groups,
         }
