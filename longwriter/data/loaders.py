@@ -40,12 +40,13 @@ def load_samples(data_cfg: Mapping[str, Any] | DictConfig) -> list[Sample]:
     """Load, validate, shuffle and limit the samples described by a `data` config group."""
     cfg = plain(data_cfg)
     fmt = cfg.get("format") or cfg.get("name")
+    preset = cfg.get("name") or fmt  # what the user typed (data=length_prompts reads the builtin format)
     if not fmt:
         raise DataError("the data config has neither 'format' nor 'name' (pick data=<preset>)")
     samples = get_loader(str(fmt))(cfg)
     duplicates = sorted(sample_id for sample_id, n in Counter(s.id for s in samples).items() if n > 1)
     if duplicates:  # build_samples already refuses these with row numbers; this guards other loaders
-        raise DataError(f"data={fmt}: duplicate sample ids {duplicates[:5]}")
+        raise DataError(f"data={preset}: duplicate sample ids {duplicates[:5]}")
     seed = cfg.get("shuffle_seed")
     if seed is not None:
         random.Random(int(seed)).shuffle(samples)
@@ -55,8 +56,8 @@ def load_samples(data_cfg: Mapping[str, Any] | DictConfig) -> list[Sample]:
             raise DataError(f"data.limit must be a non-negative integer or null, got {limit!r}")
         samples = samples[:limit]
     if not samples:
-        logger.warning("data=%s gave no samples", fmt)
-    logger.info("data=%s: %d samples (shuffle_seed=%s, limit=%s)", fmt, len(samples), seed, limit)
+        logger.warning("data=%s gave no samples", preset)
+    logger.info("data=%s: %d samples (shuffle_seed=%s, limit=%s)", preset, len(samples), seed, limit)
     return samples
 
 

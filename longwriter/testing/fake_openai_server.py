@@ -212,6 +212,7 @@ class FakeOpenAIServer:
             (self._connections.add if add else self._connections.discard)(conn)
 
     def _handle(self, handler: _Handler, method: str) -> None:
+        arrived = time.monotonic()
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length else b""
         try:
@@ -224,7 +225,7 @@ class FakeOpenAIServer:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            status, payload, headers = self._respond(handler, method, body, raw, record)
+            status, payload, headers = self._respond(handler, method, body, raw, record, arrived)
             record.status = status
             self._send(handler, status, payload, headers)
         except (BrokenPipeError, ConnectionResetError):
@@ -236,7 +237,7 @@ class FakeOpenAIServer:
                 self.in_flight -= 1
 
     def _respond(self, handler: _Handler, method: str, body: dict | None, raw: bytes,
-                 record: RecordedRequest) -> tuple[int, bytes, dict[str, str]]:
+                 record: RecordedRequest, arrived: float) -> tuple[int, bytes, dict[str, str]]:
         if self.api_key is not None and handler.headers.get("Authorization") != f"Bearer {self.api_key}":
             return _error(401, "invalid api key")
         path = handler.path.split("?")[0].rstrip("/")
@@ -256,7 +257,9 @@ class FakeOpenAIServer:
             return _error(400, "body must be JSON with a messages list")
         with self._lock:
             behaviour = self._queue.popleft() if self._queue else None
-        time.sleep(self.latency)
+        # The latency counts from the request's arrival, so this server's own reading and parsing
+        # (Python, under one GIL for all handler threads) is not added on top of what is simulated.
+        time.sleep(max(0.0, self.latency - (time.monotonic() - arrived)))
         while isinstance(behaviour, Delay):
             time.sleep(behaviour.seconds)
             behaviour = behaviour.then
