@@ -8,7 +8,6 @@ score every response concurrently. The curriculum lives in the named Ray actor.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -79,9 +78,7 @@ def test_reward_loop_scores_every_component_concurrently(reward_loop) -> None:
                                 "another plain one", "WIN WIN " + "text " * 30, "short")]
     uids = ["u0"] * 3 + ["u1"] * 3
     server.reset_stats()
-    start = time.monotonic()
     out = manager.compute_rm_score(rollout_batch(_tokenizer(verl_cfg), rows, texts, uids))
-    elapsed = time.monotonic() - start
 
     pairwise = np.asarray(out.non_tensor_batch["pairwise"], dtype=float)
     np.testing.assert_array_equal(pairwise[[0, 1, 3, 4, 5]], [1.0, 0.0, 0.0, 1.0, 0.0])
@@ -91,9 +88,9 @@ def test_reward_loop_scores_every_component_concurrently(reward_loop) -> None:
     # rm_scores: the recipe's weighted total on the last response token
     scores = out.batch["rm_scores"].sum(dim=1).numpy()
     np.testing.assert_allclose(scores[[0, 1]], np.asarray(out.non_tensor_batch["score"], dtype=float)[[0, 1]])
-    # judge calls overlapped: 6 calls of LATENCY seconds on 2 workers took far less than 6 * LATENCY
+    # judge calls overlapped: the server saw at least 3 of the 6 in flight at once (a wall-time bound
+    # flaked on a loaded CI machine; speed belongs in benchmarks/)
     assert server.max_in_flight >= 3
-    assert elapsed < 6 * LATENCY
     # training verdicts are staged, one group per uid; the commit moves u0's and u1's samples up once
     ids = [r["reward_model"]["ground_truth"]["id"] for r in (train_rows[0], train_rows[1])]
     before = ray.get(actor.snapshot.remote())

@@ -61,8 +61,8 @@ def _setup_experiment(tracking_cfg: DictConfig) -> str:
     uri = str(tracking_cfg.tracking_uri)
     mlflow.set_tracking_uri(uri)
     name = str(tracking_cfg.experiment_name)
-    client = mlflow.MlflowClient(uri)
     with store_lock(uri):
+        client = mlflow.MlflowClient(uri)  # builds (migrates) a fresh store's tables: inside the lock
         experiment = mlflow.get_experiment_by_name(name)
         if experiment is not None:
             if EXPERIMENT_KIND_TAG not in experiment.tags:  # a store made before the tag was set
