@@ -1,15 +1,19 @@
-"""Learning benchmark: does a training run improve LongBench-Write's S_l on held-out prompts?
+"""Learning benchmark: does a training run teach the policy to FOLLOW the requested length?
 
-One invocation = one ordinary training run (`python -m longwriter.train experiment=length_learning`)
-that evaluates the held-out set (data=length_heldout, disjoint from the training prompts) before
-its first step and after its last one (eval.at_start / eval.at_end, greedy, S_l only), then this
-script reads both evaluations and the reward curve back from the run's MLflow record and logs
-into the same run:
-  learning/length_score/{before,after,delta}, learning/wall_s, learning/steps
-  learning/before_after.png   required vs produced words, before and after, plus the reward curve
+One invocation = one ordinary training run per seed (`python -m longwriter.train
+experiment=length_learning seed=<s>`) that evaluates the held-out set (data=length_heldout: counts,
+topics and forms not in training, some counts a little outside the training span) greedily before its
+first step and after its last one. This script reads both evaluations back from the run's MLflow
+record and logs into the same run, before and after:
+  learning/<figure>/{before,after,delta}   length_score (S_l), spearman (required vs produced words),
+                                           log_slope (log produced on log required), truncated_rate
+  learning/blind_ceiling                   the best S_l any constant-length policy reaches on these prompts
+  learning/wall_s, learning/steps
+  learning/before_after.png   required vs produced words before/after (with y = x), and the reward curve
   learning/result.json        the same figures as text
-and prints them. Extra arguments are Hydra overrides for the training run, e.g.
-  .venv/bin/python benchmarks/learning.py engine.max_steps=30 engine.learning_rate=2e-4
+then prints one row per seed and the mean. Extra arguments are Hydra overrides for every run, e.g.
+  .venv/bin/python benchmarks/learning.py --seeds 0 1 2
+  .venv/bin/python benchmarks/learning.py engine.max_steps=30 engine.learning_rate=3e-5
 Exit status 0 whatever the result (it measures; the note says what was seen).
 """
 
@@ -25,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from longwriter.evaluation.following import following_figures  # noqa: E402
 from longwriter.tracking.run_summary import quarter_means  # noqa: E402
 
 PRESET = "experiment=length_learning"
@@ -40,9 +45,13 @@ def _rows(client, run_id: str, label: str) -> list[dict]:
     return [dict(zip(table["columns"], row)) for row in table["data"]]
 
 
-def _mean_score(rows: list[dict]) -> float:
-    scores = [r["length_score"] for r in rows if r.get("length_score") is not None]
-    return sum(scores) / len(scores) if scores else float("nan")
+FIGURES = ("length_score", "spearman", "log_slope", "truncated_rate")
+
+
+def _figures(rows: list[dict]) -> dict[str, float]:
+    scored = [r for r in rows if r.get("length_score") is not None]
+    return following_figures([r["required_length"] for r in scored], [r["words"] for r in scored],
+                             [bool(r["truncated"]) for r in scored])
 
 
 def _figure(before: list[dict], after: list[dict], rewards: list[float], s_before: float, s_after: float):
@@ -74,36 +83,52 @@ def analyse(run_id: str, wall_s: float) -> dict:
     client = mlflow.MlflowClient()
     before, after = _rows(client, run_id, BEFORE), _rows(client, run_id, AFTER)
     rewards = [m.value for m in sorted(client.get_metric_history(run_id, "reward/total/mean"), key=lambda m: m.step)]
-    s_before, s_after = _mean_score(before), _mean_score(after)
+    fig_before, fig_after = _figures(before), _figures(after)
     first, last = quarter_means(rewards)
-    result = {
-        "run_id": run_id, "steps": len(rewards), "wall_s": round(wall_s, 1), "n_heldout": len(after),
-        "length_score_before": round(s_before, 2), "length_score_after": round(s_after, 2),
-        "length_score_delta": round(s_after - s_before, 2),
-        "words_mean_before": sum(r["words"] for r in before) / len(before),
-        "words_mean_after": sum(r["words"] for r in after) / len(after),
-        "truncated_before": sum(bool(r["truncated"]) for r in before) / len(before),
-        "truncated_after": sum(bool(r["truncated"]) for r in after) / len(after),
-        "reward_first_quarter": round(first, 4), "reward_last_quarter": round(last, 4),
-    }
+    result = {"run_id": run_id, "steps": len(rewards), "wall_s": round(wall_s, 1), "n_heldout": len(after),
+              "blind_ceiling": round(fig_after["blind_ceiling"], 2),
+              "reward_first_quarter": round(first, 4), "reward_last_quarter": round(last, 4)}
+    metrics = {"learning/blind_ceiling": fig_after["blind_ceiling"], "learning/wall_s": wall_s,
+               "learning/steps": len(rewards)}
+    for name in FIGURES:
+        result[f"{name}_before"], result[f"{name}_after"] = round(fig_before[name], 3), round(fig_after[name], 3)
+        metrics.update({f"learning/{name}/before": fig_before[name], f"learning/{name}/after": fig_after[name],
+                        f"learning/{name}/delta": fig_after[name] - fig_before[name]})
+    result["median_words_before"], result["median_words_after"] = fig_before["median_words"], fig_after["median_words"]
     with mlflow.start_run(run_id=run_id):
-        mlflow.log_metrics({"learning/length_score/before": s_before, "learning/length_score/after": s_after,
-                            "learning/length_score/delta": s_after - s_before, "learning/wall_s": wall_s,
-                            "learning/steps": len(rewards)})
-        fig = _figure(before, after, rewards, s_before, s_after)
+        mlflow.log_metrics(metrics)
+        fig = _figure(before, after, rewards, fig_before["length_score"], fig_after["length_score"])
         mlflow.log_figure(fig, "learning/before_after.png")
         plt.close(fig)
         mlflow.log_text(json.dumps(result, indent=2), "learning/result.json")
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides for the training run")
-    args = parser.parse_args()
-    run_name = f"learning-{time.strftime('%Y%m%d-%H%M%S')}"
-    overrides = [PRESET, f"run_name={run_name}", *args.overrides]
+def _row(label: str, r: dict) -> str:
+    return (f"{label:>6} | {r['length_score_before']:5.1f} -> {r['length_score_after']:5.1f} | "
+            f"{r['spearman_before']:5.2f} -> {r['spearman_after']:5.2f} | {r['log_slope_before']:5.2f} -> "
+            f"{r['log_slope_after']:5.2f} | {r['truncated_rate_before']:4.2f} -> {r['truncated_rate_after']:4.2f} | "
+            f"{r['blind_ceiling']:5.1f} | {r['reward_first_quarter']:.3f} -> {r['reward_last_quarter']:.3f} | "
+            f"{r['wall_s']:6.0f}")
+
+
+def print_table(results: dict[int, dict]) -> None:
+    """One row per seed, then the mean over seeds (every figure before -> after)."""
+    print("  seed |   S_l (held-out)  | Spearman       | log-log slope  | truncated    | blind | "
+          "train reward     | wall s")
+    for seed, r in results.items():
+        print(_row(str(seed), r))
+    if len(results) > 1:
+        keys = [k for k, v in next(iter(results.values())).items() if isinstance(v, (int, float))]
+        mean = {k: sum(r[k] for r in results.values()) / len(results) for k in keys}
+        print(_row("mean", mean))
+
+
+def run_seed(overrides: list[str], seed: int | None) -> dict:
+    """One training run (with its two evaluations) and its analysis."""
+    stamp = time.strftime('%Y%m%d-%H%M%S')
+    run_name = f"learning-{stamp}" if seed is None else f"learning-{stamp}-s{seed}"
+    overrides = [PRESET, f"run_name={run_name}", *([] if seed is None else [f"seed={seed}"]), *overrides]
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "longwriter.train", *overrides], cwd=ROOT, check=True)
     wall_s = time.perf_counter() - started
@@ -119,13 +144,21 @@ def main() -> None:
     run_dir = Path(str(cfg.paths.output_root)) / "train" / run_name
     run_id = json.loads((run_dir / "mlflow_run.json").read_text())["run_id"]
     mlflow.set_tracking_uri(str(cfg.tracking.tracking_uri))
-    result = analyse(run_id, wall_s)
-    print(f"learning benchmark ({result['steps']} steps, {result['wall_s']:.0f} s wall incl. both evaluations, "
-          f"{result['n_heldout']} held-out prompts): S_l {result['length_score_before']:.1f} -> "
-          f"{result['length_score_after']:.1f} ({result['length_score_delta']:+.1f}); mean words "
-          f"{result['words_mean_before']:.0f} -> {result['words_mean_after']:.0f}; truncated "
-          f"{result['truncated_before']:.2f} -> {result['truncated_after']:.2f}; run {run_id}")
-    print(json.dumps(result))
+    return analyse(run_id, wall_s)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="*", default=None,
+                        help="one training run per seed (default: the config's seed, one run)")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every training run")
+    args = parser.parse_args()
+    results = {}
+    for seed in args.seeds or [None]:
+        results["-" if seed is None else seed] = result = run_seed(args.overrides, seed)
+        print(json.dumps(result), flush=True)
+    print_table(results)
 
 
 if __name__ == "__main__":

@@ -63,3 +63,56 @@ def test_length_reward_rises_and_answers_shorten_over_a_short_fixed_seed_run(
     assert last - first > 0.3, f"{combine}: reward did not rise (first 2 steps {first:.3f}, last 2 {last:.3f}): {rewards}"
     assert sum(words[-2:]) < sum(words[:2]), f"{combine}: answers did not shorten: {words}"
     assert "first quarter" in proc.stdout and "MLflow run:" in proc.stdout  # the end-of-run summary
+
+
+# Two prompt kinds whose targets lie on opposite sides of what the base model writes in 40 tokens:
+# one short sentence (3-5 words; the base writes about 15) and a long paragraph (36-44 words; the
+# budget cuts the base at about 30). Within each prompt's group the length reward pulls the short
+# kind shorter and the long kind longer, so the gap between them widens. With batch-level advantages
+# (one group for the whole batch, or groups mixed across prompts) every short answer scores below
+# every long one: all short answers are pushed down, all long ones up, whatever their length, and the
+# gap does not widen (checked by hand: `all_groups` set to zeros in trl_engine/trainer.py fails it).
+KIND_STEPS = 10
+KINDS = {"short": ("Write one short sentence about {t}.", [3, 5]),
+         "long": ("Write a detailed paragraph about {t}.", [36, 44])}
+
+
+def _two_kind_prompts(path: Path) -> Path:
+    with path.open("w") as fh:
+        for kind, (template, length_range) in KINDS.items():
+            for i, topic in enumerate(TOPICS):
+                row = {"id": f"{kind}-{i}", "prompt": [{"role": "user", "content": template.format(t=topic)}],
+                       "length_range": length_range, "source": "test"}
+                fh.write(json.dumps(row) + "\n")
+    return path
+
+
+def _kind_gap_per_step(lengths_file: Path) -> list[float]:
+    """Per step (with both kinds present): mean words of long answers minus mean words of short ones."""
+    gaps = []
+    for line in lengths_file.read_text().splitlines():
+        record = json.loads(line)
+        by_kind: dict[str, list[int]] = {"short": [], "long": []}
+        for sample_id, words in zip(record["sample_ids"], record["words"]):
+            by_kind[sample_id.split("-")[0]].append(words)
+        if by_kind["short"] and by_kind["long"]:
+            gaps.append(sum(by_kind["long"]) / len(by_kind["long"]) - sum(by_kind["short"]) / len(by_kind["short"]))
+    return gaps
+
+
+@pytest.mark.slow
+def test_group_relative_advantages_widen_the_length_gap_between_prompt_kinds(
+        output_root: Path, tmp_path: Path) -> None:
+    data = _two_kind_prompts(tmp_path / "two_kinds.jsonl")
+    run_cli("longwriter.train", [
+        "data=jsonl", f"data.path={data}", "reward=length", "reward.components.length.l_max_ratio=6",
+        f"engine.max_steps={KIND_STEPS}", "engine.prompts_per_step=4", "engine.num_generations=4",
+        "engine.max_completion_length=40", "engine.learning_rate=5e-5", "engine.beta=0.0",
+        "engine.save_steps=1000", "engine.sample_every=1000", "eval.at_start=false", "eval.at_end=false", "seed=0",
+        f"paths.output_root={output_root}", "run_name=kinds",
+    ])
+    gaps = _kind_gap_per_step(output_root / "train" / "kinds" / "rollout_lengths.jsonl")
+    print(f"long - short words per step: {[round(g, 1) for g in gaps]}")
+    assert len(gaps) >= 6, f"too few steps with both kinds: {gaps}"
+    first, last = sum(gaps[:3]) / 3, sum(gaps[-3:]) / 3
+    assert last - first > 4, f"the gap between long and short requests did not widen: {first:.1f} -> {last:.1f}: {gaps}"

@@ -56,3 +56,38 @@ def test_sweep_end_names_the_parent_run_and_the_ui_command():
     assert "MLFLOW_STORE=sqlite:////tmp/o/mlflow.db bash " in text and "#/experiments/3/runs/p42" in text
     assert "/tmp/o/sw" in text and "python -m longwriter.compare --sweep s1" in text
     assert "#/experiments/3/runs?workflowType=machine_learning&viewStateShareKey=longwriter-runs" in text
+
+
+def _record(step, words, ranges):
+    return {"step": step, "sample_ids": [f"s{i}" for i in range(len(words))], "words": words, "ranges": ranges}
+
+
+def test_following_quarters_pool_each_quarters_completions():
+    from longwriter.tracking.run_summary import following_quarters
+
+    ranges = [[8, 12], [8, 12], [40, 60], [40, 60]]
+    blind = [_record(s, [29, 31, 29, 31], ranges) for s in (1, 2)]        # one length for every request
+    following = [_record(s, [10, 12, 45, 50], ranges) for s in (3, 4, 5, 6, 7, 8)]
+    first, last = following_quarters(blind + following)
+    assert first == pytest.approx(0.0) and last == pytest.approx(0.8944, abs=1e-4)  # ties share ranks
+    assert following_quarters([_record(1, [3, 4], [None, None])]) is None     # no length targets: no line
+
+
+def test_summary_prints_following_from_the_runs_length_records(tmp_path):
+    import json
+
+    import mlflow
+
+    from longwriter.tracking.plots import LENGTHS_ARTIFACT
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    ranges = [[8, 12], [40, 60]]
+    records = [_record(1, [30, 20], ranges), _record(2, [20, 30], ranges), _record(3, [10, 50], ranges),
+               _record(4, [12, 44], ranges)]
+    with mlflow.start_run():
+        for step in range(1, 5):
+            mlflow.log_metric("reward/total/mean", 0.1 * step, step=step)
+        mlflow.log_text("".join(json.dumps(r) + "\n" for r in records), LENGTHS_ARTIFACT)
+        summary = run_summary(mlflow.active_run(), None)
+    assert summary.quarters["following rho"] == pytest.approx((-1.0, 1.0))
+    assert "following rho: first quarter -1.000 -> last quarter 1.000 (+2.000)" in "\n".join(summary.lines())

@@ -37,7 +37,8 @@ def test_two_step_train_logs_run_metrics_and_artifacts(output_root: Path) -> Non
     # A linear decay: the logged learning rate is the one each step used (2e-5 then 1e-5), not TRL's
     # "after this step" value, which reaches 0 at the last step.
     run_cli("longwriter.train", [*TINY, "engine.max_steps=2", "engine.save_steps=2", "engine.beta=0.04",
-                                 "engine.lr_scheduler_type=linear", f"paths.output_root={output_root}", "run_name=e2e"])
+                                 "engine.learning_rate=2e-5", "engine.lr_scheduler_type=linear",
+                                 f"paths.output_root={output_root}", "run_name=e2e"])
     client = _client(output_root)
     run = _only_run(client)
     assert run.info.status == "FINISHED"

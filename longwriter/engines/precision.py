@@ -1,7 +1,9 @@
 """`engine.precision: auto | bf16 | fp32`: which number format the training loop computes in.
 
-bf16 is a large win only where the hardware has bf16 matrix units: on CPU, Intel AMX-BF16 or
-AVX512-BF16 (oneDNN uses them; elsewhere torch emulates bf16 and it is *slower* than fp32); on
+bf16 is a large win only where the hardware has bf16 matrix units: on CPU, Intel AMX-BF16 (oneDNN
+uses its tiles; AVX512-BF16's dot-product instructions alone did not pay: on a 2-core Xeon with
+AVX512-BF16 but no AMX a 16-completion GRPO step updated in 20-30 s in bf16 against 10-24 s in fp32,
+generation equal; elsewhere torch emulates bf16 and it is slower still); on
 CUDA, Ampere or newer. `auto` therefore reads the CPU's feature flags (or asks CUDA) and picks bf16
 only where it pays. Master weights, gradients and optimiser state stay fp32 in every mode; bf16
 means mixed precision (autocast for the update, a bf16 copy of the weights for generation).
@@ -21,8 +23,8 @@ from longwriter.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "bf16", "fp32")
-# CPU flags (as /proc/cpuinfo and lscpu name them) that give bf16 matrix instructions.
-BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+# CPU flags (as /proc/cpuinfo and lscpu name them) that give bf16 matrix units worth using (module doc).
+BF16_CPU_FLAGS = ("amx_bf16",)
 # Flags worth printing next to timings: they explain why a machine is fast or slow.
 REPORTED_CPU_FLAGS = ("amx_bf16", "amx_tile", "amx_int8", "avx512_bf16", "avx512_fp16", "avx512f", "avx512_vnni",
                       "avx2", "fma")
@@ -52,7 +54,7 @@ def cpu_model_name() -> str:
 
 
 def cpu_has_bf16_units(flags: frozenset[str] | None = None) -> bool:
-    """True where the CPU multiplies bf16 matrices in hardware (AMX-BF16 or AVX512-BF16)."""
+    """True where the CPU multiplies bf16 matrices in hardware fast enough to beat fp32 (AMX-BF16)."""
     flags = cpu_flags() if flags is None else flags
     return any(flag in flags for flag in BF16_CPU_FLAGS)
 

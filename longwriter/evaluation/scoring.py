@@ -18,6 +18,7 @@ from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 from longwriter.data.schema import Sample
 from longwriter.errors import ConfigError
+from longwriter.evaluation.following import following_figures
 from longwriter.evaluation.metrics import (
     QUALITY_DIMENSIONS,
     checklist_score,
@@ -127,12 +128,20 @@ async def score_length(ctx: ScoringContext) -> Metrics:
         words.append(row["words"])
         if row["length_score"] is not None:
             scores.append(row["length_score"])
+    scored = [row for row in ctx.rows if row["length_score"] is not None]
+    following = following_figures([r["required_length"] for r in scored], [r["words"] for r in scored])
     return {
         "eval/length_score/mean": _mean(scores),
         "eval/length_score/n": float(len(scores)),
         "eval/length_score/skipped": float(len(ctx.samples) - len(scores)),
         "eval/response_length/words/mean": _mean(words),
+        # following, not shifting (evaluation/following.py): rank correlation and log-log slope of
+        # required vs produced words, and the best S_l any constant length reaches on these prompts
+        **{f"eval/length_following/{name}": following[name] for name in FOLLOWING_KEYS if name in following},
     }
+
+
+FOLLOWING_KEYS = ("spearman", "log_slope", "blind_ceiling")
 
 
 @register_scorer("format")

@@ -1,7 +1,9 @@
 """The few lines printed at the end of every training run: did it learn, and where to look.
 
 Reward of the first vs the last quarter of the steps (the same tail the sweep objective uses),
-the truncation and in-range rates beside it when the run logged them, the MLflow run id, the
+the truncation and in-range rates beside it when the run logged them, whether the run's own
+completions follow their requested lengths (Spearman of required vs produced words, pooled over
+each quarter's steps, from `rollouts/lengths.jsonl`; a length-blind policy scores about 0), the MLflow run id, the
 command that opens the MLflow UI on this run's store, and the final model's folder. Figures are
 read back from MLflow, so a resumed run's summary covers the steps logged before the resume.
 """
@@ -99,14 +101,50 @@ def summarise_history(history: Sequence[Mapping[str, float]]) -> dict[str, tuple
     return quarters
 
 
+def following_quarters(records: Sequence[Mapping[str, Any]]) -> tuple[float, float] | None:
+    """Spearman(required, produced words) over the completions of the first vs the last quarter of
+    the steps (`length_record`s, oldest first; required = the middle of each target range).
+    None when the run has no length targets."""
+    from longwriter.evaluation.following import spearman
+
+    def pooled(chunk: Sequence[Mapping[str, Any]]) -> float:
+        pairs = [((r[0] + r[1]) / 2, w) for rec in chunk for w, r in zip(rec["words"], rec["ranges"]) if r]
+        return spearman([p[0] for p in pairs], [p[1] for p in pairs])
+
+    if not any(r for rec in records for r in rec.get("ranges", [])):
+        return None
+    k = max(1, len(records) // 4)
+    return pooled(records[:k]), pooled(records[-k:])
+
+
+def _length_records(run_id: str) -> list[dict]:
+    """The run's `rollouts/lengths.jsonl` records, or [] when it logged none."""
+    import mlflow
+
+    from longwriter.tracking.plots import LENGTHS_ARTIFACT, read_lengths
+
+    try:
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=LENGTHS_ARTIFACT)
+    except Exception:  # noqa: BLE001 - no such artifact (a run without length targets, verl)
+        return []
+    return read_lengths(Path(path).read_text(encoding="utf-8"))
+
+
 def run_summary(run: Any, final_model: str | Path | None, client: Any = None) -> RunSummary:
     """The summary of an MLflow run (an `mlflow.entities.Run`, e.g. `mlflow.active_run()`)."""
     import mlflow
 
     history = logged_history(run.info.run_id, [key for key, _ in TRACKED], client)
     steps = sum(1 for h in history if h.get(REWARD) is not None)
+    quarters = summarise_history(history)
+    following = following_quarters(_length_records(run.info.run_id))
+    if following is not None:
+        quarters[FOLLOWING_LABEL] = following
     return RunSummary(run.info.run_id, run.info.experiment_id, mlflow.get_tracking_uri(), steps,
-                      summarise_history(history), str(final_model) if final_model else None)
+                      quarters, str(final_model) if final_model else None)
+
+
+FOLLOWING_LABEL = "following rho"  # Spearman(required, produced words) of the run's own completions
 
 
 def print_run_summary(run: Any, final_model: str | Path | None) -> RunSummary:
