@@ -12,7 +12,7 @@ record and logs into the same run, before and after:
   learning/before_after.png   required vs produced words before/after (with y = x), and the reward curve
   learning/result.json        the same figures as text
 then prints one row per seed and the mean. Extra arguments are Hydra overrides for every run, e.g.
-  .venv/bin/python benchmarks/learning.py --seeds 0 1 2
+  .venv/bin/python benchmarks/learning.py --seeds 0,1,2
   .venv/bin/python benchmarks/learning.py engine.max_steps=30 engine.learning_rate=3e-5
 Exit status 0 whatever the result (it measures; the note says what was seen).
 """
@@ -150,8 +150,8 @@ def run_seed(overrides: list[str], seed: int | None) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="*", default=None,
-                        help="one training run per seed (default: the config's seed, one run)")
+    parser.add_argument("--seeds", type=lambda text: [int(s) for s in text.split(",")], default=None,
+                        help="comma-separated seeds, one training run each, e.g. 0,1,2 (default: the config's seed)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every training run")
     args = parser.parse_args()
     results = {}

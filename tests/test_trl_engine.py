@@ -73,6 +73,10 @@ def test_trl_advantages_equal_the_project_function(tmp_path, monkeypatch, combin
     rollout = trainer.last_rollout
     rewards = {k: np.asarray(v) for k, v in rollout["rewards"].items()}
     groups = np.arange(len(rollout["completions"])) // group
+    # each group is one prompt's completions: mixing prompts in a group (or one batch-wide group) would
+    # let a prompt's reward level, not the quality of an answer to it, decide the advantage
+    ids = np.asarray(rollout["sample_ids"])
+    assert all(len(set(ids[groups == g])) == 1 for g in np.unique(groups)) and len(set(ids)) == len(np.unique(groups))
     expected = combine_advantages(rewards, recipe.weights, groups, combine, recipe.eps)
     # What TRL put into the loss is the project's function, to float32 precision.
     np.testing.assert_allclose(rollout["trl_advantages"], expected, atol=1e-5)
