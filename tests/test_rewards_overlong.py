@@ -106,3 +106,17 @@ def test_any_recipe_takes_it_by_type_with_the_engine_budget() -> None:
         build_recipe({"name": "t", "components": {"soft_overlong": {"l_buffer": 4}}}, max_completion_tokens=16)
     with pytest.raises(ValueError, match="l_cache=16 must be < l_max=16"):
         build_recipe({"name": "t", "components": {"soft_overlong": {"l_cache": 16}}}, max_completion_tokens=16)
+
+
+def test_verl_reward_manager_hands_the_response_token_count_to_the_component() -> None:
+    pytest.importorskip("verl", reason="the verl extra is not installed")
+    from longwriter.engines.verl.reward import LongWriterRewardManager
+
+    manager = object.__new__(LongWriterRewardManager)  # only score_text is exercised
+    manager.recipe = build_recipe({"name": "t", "components": {"soft_overlong": {"l_cache": 4}}},
+                                  max_completion_tokens=16)
+    sample = Sample(id="a", prompt=[{"role": "user", "content": "Write."}])
+    out = asyncio.run(manager.score_text(sample, "text", "uid-1", True, tokens=14))
+    assert out["reward_score"] == pytest.approx(-0.5)  # (12 - 14) / 4
+    assert out["reward_extra_info"]["soft_overlong"] == pytest.approx(-0.5)
+    assert out["reward_extra_info"]["overlong/buffer_rate"] == 1.0

@@ -49,7 +49,9 @@ def test_trl_advantages_equal_the_project_function(tmp_path, monkeypatch, combin
     samples = load_samples(cfg.data)
     recipe = build_recipe({
         "name": "t", "combine": combine, "prompt_template": "think", "eps": 1e-4,  # TRL's eps, for the gdpo case
-        "components": {"length": {"weight": 1.0}, "format": {"weight": 0.5}, "test_char_mod": {"weight": 2.0}},
+        "components": {"length": {"weight": 1.0}, "format": {"weight": 0.5}, "test_char_mod": {"weight": 2.0},
+                       # token counts reach components: soft_overlong refuses a batch without them
+                       "soft_overlong": {"weight": 1.0, "l_max": 24, "l_cache": 8}},
     })
     group = 4
     args = GRPOConfig(
@@ -72,6 +74,7 @@ def test_trl_advantages_equal_the_project_function(tmp_path, monkeypatch, combin
         loop.close()
     rollout = trainer.last_rollout
     rewards = {k: np.asarray(v) for k, v in rollout["rewards"].items()}
+    assert ((rewards["soft_overlong"] <= 0) & (rewards["soft_overlong"] >= -1)).all()
     groups = np.arange(len(rollout["completions"])) // group
     expected = combine_advantages(rewards, recipe.weights, groups, combine, recipe.eps)
     # What TRL put into the loss is the project's function, to float32 precision.
