@@ -19,7 +19,8 @@ from longwriter.data.schema import DataError, Sample
 logger = logging.getLogger(__name__)
 
 # Components that need a judge (pairwise always; quality unless a reward model scores it).
-_PAIRWISE_TYPES = {"pairwise"}
+_PAIRWISE_TYPES = {"pairwise"}  # ...and a curriculum
+_JUDGED_TYPES = _PAIRWISE_TYPES | {"bootstrap_pairwise"}
 
 
 @dataclass
@@ -40,7 +41,7 @@ def component_types(reward_cfg: DictConfig) -> dict[str, str]:
 def needs_judge(reward_cfg: DictConfig) -> bool:
     for name, kind in component_types(reward_cfg).items():
         spec = reward_cfg.components[name] or {}
-        if kind in _PAIRWISE_TYPES:
+        if kind in _JUDGED_TYPES:
             return True
         source = str(spec.get("source", "auto"))
         if kind == "quality" and (source == "judge" or (source == "auto" and not spec.get("model"))):

@@ -122,6 +122,11 @@ def _check_algorithm(verl_cfg: DictConfig, report: ValidationReport) -> None:
                      max_completion_tokens=settings.get("max_completion_tokens"))
     except (KeyError, TypeError, ValueError) as error:
         report.errors.append(f"reward recipe: {error}")
+    for name, spec in (settings["reward"].get("components") or {}).items():
+        if str((spec or {}).get("type", name)) == "bootstrap_pairwise":
+            report.errors.append(f"reward.components.{name}: bootstrap_pairwise (BRPO) judges each completion against "
+                                 f"another of its group, but verl's reward loop scores one trajectory at a time; "
+                                 f"train it with engine=trl")
     if verl_cfg.algorithm.adv_estimator == ADV_ESTIMATOR and bool(verl_cfg.algorithm.use_kl_in_reward):
         report.errors.append("algorithm.use_kl_in_reward=true (engine.kl_in_reward) with the longwriter "
                              "estimator: it combines the reward components, never verl's KL-penalised token "
