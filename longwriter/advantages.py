@@ -13,6 +13,8 @@ References:
   The std is the sample std (ddof=1), as TRL's GRPOTrainer (`torch.std`) and verl's
   `compute_grpo_outcome_advantage` (`torch.std`) compute it.
   LongWriter-Zero: Wu et al. 2025 (arXiv 2506.18841), A = (A_length + A_quality + A_format) / 3.
+  GDPO: Liu et al. 2026 (arXiv 2601.05242), as TRL defines it (`multi_objective_aggregation=
+  "normalize_then_sum"`): per-component group normalisation, weighted sum, then batch normalisation.
 """
 
 from __future__ import annotations
@@ -168,7 +170,7 @@ def mean_advantage_advantages(
     This is not GRPO on the summed reward: each component is normalised by its own group std
     first, so a component with a small spread (e.g. format, almost always 1) weighs as much as
     one with a large spread. It is not TRL's `multi_objective_aggregation="normalize_then_sum"`
-    either, which z-scores the weighted sum once more over the whole batch. The denominator is
+    either (`gdpo` below), which z-scores the weighted sum once more over the whole batch. The denominator is
     the sum of all weights, also for rows where a component is unknown (its A_k is 0, neutral).
     """
     names = _component_names(component_rewards, weights)
@@ -179,6 +181,92 @@ def mean_advantage_advantages(
     return np.asarray(combined, dtype=np.float64) / total_weight
 
 
+def _batch_whiten(values: np.ndarray, eps: float) -> np.ndarray:
+    """(v - mean) / (std + eps) over the known (non-NaN) rows of the whole batch, std with ddof=1;
+    NaN rows, and every row when fewer than two are known or all are equal, get 0."""
+    out = np.zeros_like(values)
+    known = ~np.isnan(values)
+    if known.sum() < 2 or np.ptp(values[known]) == 0.0:
+        return out
+    out[known] = (values[known] - values[known].mean()) / (values[known].std(ddof=1) + eps)
+    return out
+
+
+@register_combiner("gdpo")
+def gdpo_advantages(
+    component_rewards: Mapping[str, np.ndarray],
+    weights: Mapping[str, float],
+    group_index: np.ndarray,
+    eps: float = DEFAULT_EPS,
+) -> np.ndarray:
+    """GDPO (arXiv 2601.05242), exactly TRL's `multi_objective_aggregation="normalize_then_sum"`.
+
+    component_rewards {name: [N]}, weights {name: float}, group_index [N] -> [N].
+        A_k = grpo_advantages(r_k)                 each component normalised within its group
+        s   = sum_k w_k A_k                        weighted sum (no division by the weights' sum)
+        A   = (s - mean_batch(s)) / (std_batch(s) + eps)   then normalised over the whole batch
+    Means and stds are over known values, std with ddof=1, as TRL's `nanstd`. Unknown (NaN) rewards are
+    neutral: an unknown r_k gives A_k = 0 (TRL: NaN, dropped by its `nansum`); a row whose components are
+    all unknown is left out of the batch statistics and gets 0 (TRL's `unscorable_mask`). Groups with all
+    equal values or fewer than two known ones give A_k = 0 (TRL divides 0 by eps: the same to ~1e-12).
+    TRL's eps is 1e-4 in both places; here it is the recipe's `eps`.
+
+    Unlike `mean_advantage`, the batch step rescales every step's advantages to unit std, so the
+    weights set the components' relative share, not the advantage scale. verl's own `gdpo` estimator
+    whitens per token (response-length weighted); the project's verl path uses this function instead.
+    """
+    names = _component_names(component_rewards, weights)
+    group_index = np.asarray(group_index)
+    raw = {k: _check_inputs(component_rewards[k], group_index)[0] for k in names}
+    summed = sum(weights[k] * grpo_advantages(raw[k], group_index, eps) for k in names)
+    all_unknown = np.all(np.stack([np.isnan(raw[k]) for k in names]), axis=0)
+    return _batch_whiten(np.where(all_unknown, np.nan, np.asarray(summed, dtype=np.float64)), eps)
+
+
+def group_signal_metrics(
+    component_rewards: Mapping[str, np.ndarray],
+    weights: Mapping[str, float],
+    group_index: np.ndarray,
+) -> dict[str, float]:
+    """Where the groups' preference signal is, per component and for the total (per-step metrics).
+
+    advantage/<component>/zero_std_group_frac: share of groups whose known values of that component
+        are all equal (or fewer than two are known): the component gives those groups no GRPO signal.
+    advantage/total/tie_component_spread_frac: share of groups whose weighted total (unknowns neutral,
+        as `sum_reward` computes it) ties across the group although some component differs: GRPO on
+        the sum sees nothing there, GDPO and `mean_advantage` still see the components (GDPO's
+        motivating case: rewards (1, 0) and (0, 1) sum to the same total). Ties within 1e-9 relative.
+    """
+    names = _component_names(component_rewards, weights)
+    group_index = np.asarray(group_index)
+    raw = {k: _check_inputs(component_rewards[k], group_index)[0] for k in names}
+    all_unknown = np.all(np.stack([np.isnan(raw[k]) for k in names]), axis=0)
+    total = sum(weights[k] * _fill_unknown_with_group_mean(raw[k], group_index) for k in names)
+    total = np.where(all_unknown, np.nan, total)
+    groups = np.unique(group_index)
+    flat = {k: 0 for k in names}
+    hidden_ties = 0
+    for group in groups:
+        rows = group_index == group
+        spread = {k: _has_spread(raw[k][rows]) for k in names}
+        for k in names:
+            flat[k] += not spread[k]
+        if any(spread.values()) and not _has_spread(total[rows], rtol=1e-9):
+            hidden_ties += 1
+    count = len(groups)
+    metrics = {f"advantage/{k}/zero_std_group_frac": flat[k] / count if count else float("nan") for k in names}
+    metrics["advantage/total/tie_component_spread_frac"] = hidden_ties / count if count else float("nan")
+    return metrics
+
+
+def _has_spread(values: np.ndarray, rtol: float = 0.0) -> bool:
+    """True when at least two known values differ (by more than rtol of their magnitude)."""
+    known = values[~np.isnan(values)]
+    if known.size < 2:
+        return False
+    return bool(np.ptp(known) > rtol * max(1.0, float(np.abs(known).max())))
+
+
 def combine_advantages(
     component_rewards: Mapping[str, np.ndarray],
     weights: Mapping[str, float],
@@ -186,5 +274,5 @@ def combine_advantages(
     mode: str = DEFAULT_COMBINE,
     eps: float = DEFAULT_EPS,
 ) -> np.ndarray:
-    """Advantages [N] for a recipe: `mode` is a registered combiner ("sum_reward", "mean_advantage")."""
+    """Advantages [N] for a recipe: `mode` is a registered combiner ("sum_reward", "mean_advantage", "gdpo")."""
     return get_combiner(mode)(component_rewards, weights, group_index, eps)

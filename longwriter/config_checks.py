@@ -276,8 +276,28 @@ def _rollout_of_engine(cfg: DictConfig) -> str | None:
     return None
 
 
+def _soft_overlong_limits(cfg: DictConfig) -> str | None:
+    """soft_overlong's l_max / l_cache against each other and engine.max_completion_length (the rules:
+    longwriter/rewards/overlong.py's `resolve_limits`, which the component applies again when built)."""
+    from longwriter.rewards.overlong import resolve_limits
+
+    components = _get(cfg, "reward.components")
+    budget = _get(cfg, "engine.max_completion_length")
+    if not isinstance(components, DictConfig) or budget is _ABSENT:
+        return None
+    problems = []
+    for name in components.keys():
+        spec = _get(cfg, f"reward.components.{name}")
+        if isinstance(spec, DictConfig) and str(spec.get("type", name)) == "soft_overlong":
+            try:
+                resolve_limits(spec.get("l_max"), spec.get("l_cache"), budget, where=f"reward.components.{name}")
+            except ValueError as error:
+                problems.append(str(error))
+    return "; ".join(problems) or None
+
+
 CROSS_CHECKS: dict[str, tuple[Callable[[DictConfig], str | None], ...]] = {
-    "train": (_grpo_group, _rollout_of_engine),
+    "train": (_grpo_group, _rollout_of_engine, _soft_overlong_limits),
     "evaluate": (),
     "prepare": (),  # prepare.output's suffix: longwriter.prepare.output_path
 }

@@ -12,14 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from longwriter.data.schema import DataError, Sample
 
 logger = logging.getLogger(__name__)
 
 # Components that need a judge (pairwise always; quality unless a reward model scores it).
-_PAIRWISE_TYPES = {"pairwise"}
+_PAIRWISE_TYPES = {"pairwise"}  # ...and a curriculum
+_JUDGED_TYPES = _PAIRWISE_TYPES | {"bootstrap_pairwise"}
 
 
 @dataclass
@@ -40,7 +41,7 @@ def component_types(reward_cfg: DictConfig) -> dict[str, str]:
 def needs_judge(reward_cfg: DictConfig) -> bool:
     for name, kind in component_types(reward_cfg).items():
         spec = reward_cfg.components[name] or {}
-        if kind in _PAIRWISE_TYPES:
+        if kind in _JUDGED_TYPES:
             return True
         source = str(spec.get("source", "auto"))
         if kind == "quality" and (source == "judge" or (source == "auto" and not spec.get("model"))):
@@ -69,9 +70,11 @@ def load_training_samples(cfg: DictConfig) -> list[Sample]:
     return selected
 
 
-def judged_recipe(reward_cfg: Any, backend: Any | None, curriculum: Any | None) -> Any:
+def judged_recipe(reward_cfg: Any, backend: Any | None, curriculum: Any | None,
+                  max_completion_tokens: int | None = None) -> Any:
     """`reward=`'s recipe whose judged components (pairwise, judge quality) ask `backend` (None: a
-    recipe without a judge). The TRL run and verl's reward workers both build their recipe here."""
+    recipe without a judge); `max_completion_tokens`: engine.max_completion_length (soft_overlong's
+    default L_max). The TRL run and verl's reward workers both build their recipe here."""
     from longwriter.rewards import build_recipe
 
     judges = {}
@@ -79,7 +82,13 @@ def judged_recipe(reward_cfg: Any, backend: Any | None, curriculum: Any | None) 
         from longwriter.judges import PairwiseTask, PointwiseTask
 
         judges = {"pairwise_judge": PairwiseTask(backend), "pointwise_judge": PointwiseTask(backend)}
-    return build_recipe(reward_cfg, curriculum=curriculum, **judges)
+    return build_recipe(reward_cfg, curriculum=curriculum, max_completion_tokens=max_completion_tokens, **judges)
+
+
+def completion_budget(cfg: DictConfig) -> int | None:
+    """engine.max_completion_length (tokens per completion), None when the config has none."""
+    value = OmegaConf.select(cfg, "engine.max_completion_length")
+    return None if value is None else int(value)
 
 
 def build_reward_setup(cfg: DictConfig, output_dir: Path, curriculum_path: Path | None = None) -> RewardSetup:
@@ -95,7 +104,7 @@ def build_reward_setup(cfg: DictConfig, output_dir: Path, curriculum_path: Path 
     if types & _PAIRWISE_TYPES:
         curriculum = CurriculumState(curriculum_path or output_dir / "curriculum.sqlite")
     return RewardSetup(
-        recipe=judged_recipe(reward_cfg, backend, curriculum),
+        recipe=judged_recipe(reward_cfg, backend, curriculum, completion_budget(cfg)),
         curriculum=curriculum,
         judge_backend=backend,
         prompt_template=str(reward_cfg.get("prompt_template", "plain")),

@@ -11,7 +11,9 @@ import pytest
 from longwriter.advantages import (
     COMBINERS,
     combine_advantages,
+    gdpo_advantages,
     grpo_advantages,
+    group_signal_metrics,
     register_combiner,
     weighted_reward_sum,
 )
@@ -145,9 +147,80 @@ def test_unknown_mode_and_mismatched_weights_are_errors():
 
 
 def test_registry_refuses_a_duplicate_name():
-    assert {"sum_reward", "mean_advantage"} <= set(COMBINERS)
+    assert {"sum_reward", "mean_advantage", "gdpo"} <= set(COMBINERS)
     with pytest.raises(ValueError, match="already registered"):
         register_combiner("sum_reward")(lambda *args: None)
+
+
+def test_gdpo_one_group_hand_computed():
+    # A_length = [2, -1, -1] / sqrt3, A_quality = [-1, 0, 1], A_format = 0: s = [2/sqrt3 - 1, -1/sqrt3, 1 - 1/sqrt3],
+    # mean 0, sum of squares 4 - 2 sqrt3, std (ddof=1) = sqrt(2 - sqrt3).
+    a = combine_advantages(COMPONENTS, EQUAL, ONE_GROUP, mode="gdpo", eps=0.0)
+    s = np.array([2 / SQRT3 - 1, -1 / SQRT3, 1 - 1 / SQRT3])
+    np.testing.assert_allclose(a, s / math.sqrt(2 - SQRT3), rtol=1e-12)
+    # ...the same ranking as mean_advantage (one group: the batch step only rescales), another scale.
+    b = combine_advantages(COMPONENTS, EQUAL, ONE_GROUP, mode="mean_advantage", eps=0.0)
+    np.testing.assert_allclose(a, b * 3 / math.sqrt(2 - SQRT3), rtol=1e-12)
+
+
+C = 1 / math.sqrt(2.0)
+# Four groups: (1, 0) vs (0, 1); a single completion; an all-equal component beside an unknown; all unknown.
+EDGE = {"a": np.array([1.0, 0.0, 0.3, 0.5, 0.5, 0.5, NAN, NAN]),
+        "b": np.array([0.0, 1.0, 0.9, 1.0, NAN, 0.0, NAN, NAN])}
+EDGE_GROUPS = np.array([0, 0, 1, 2, 2, 2, 3, 3])
+
+
+def test_gdpo_edge_cases_hand_computed():
+    # A_a = [c, -c, 0, 0, 0, 0, 0, 0]; A_b = [-c, c, 0, c, 0, -c, 0, 0] (b's unknown row 4 is left out, and
+    # neutral); s = 2 A_a + A_b = [c, -c, 0, c, 0, -c, ., .] over the six scorable rows: mean 0,
+    # std = sqrt(4 c^2 / 5) = sqrt(0.4); the two rows with every component unknown get 0.
+    a = gdpo_advantages(EDGE, {"a": 2.0, "b": 1.0}, EDGE_GROUPS, eps=0.0)
+    h = C / math.sqrt(0.4)
+    np.testing.assert_allclose(a, [h, -h, 0, h, 0, -h, 0, 0], rtol=1e-12, atol=1e-15)
+    # Equal weights: (1, 0) and (0, 1) tie in every component sum: GDPO gives that group nothing either.
+    even = gdpo_advantages(EDGE, {"a": 1.0, "b": 1.0}, EDGE_GROUPS, eps=0.0)
+    assert even[0] == even[1] == 0.0
+    assert even[3] > 0 > even[5]
+
+
+@pytest.mark.parametrize("rewards, groups", [
+    ({"a": np.array([0.4, 0.4, 0.4, 0.4])}, np.array([0, 0, 1, 1])),      # all-equal groups
+    ({"a": np.array([0.1, 0.9, 0.5])}, np.array([0, 1, 2])),              # single-completion groups
+    ({"a": np.array([NAN, NAN, NAN]), "b": np.array([NAN, NAN, NAN])}, np.zeros(3, dtype=int)),  # all unknown
+])
+def test_gdpo_batches_without_signal_get_zero(rewards, groups):
+    a = gdpo_advantages(rewards, {k: 1.0 for k in rewards}, groups, eps=1e-6)
+    np.testing.assert_array_equal(a, 0.0)
+
+
+def test_gdpo_rows_without_a_known_reward_stay_out_of_the_batch_stats():
+    # A = [c, -c, 0, 0]; the batch std is over the two scorable rows only: std([c, -c]) = 1.
+    a = gdpo_advantages({"a": np.array([1.0, 0.0, NAN, NAN])}, {"a": 1.0}, np.array([0, 0, 1, 1]), eps=0.0)
+    np.testing.assert_allclose(a, [C, -C, 0.0, 0.0], rtol=1e-12)
+
+
+def test_gdpo_single_component_is_grpo_then_batch_whitened():
+    r = np.array([1.0, 0.0, 0.5, 0.2, 0.9, NAN])
+    g = np.array([0, 0, 0, 1, 1, 1])
+    a = gdpo_advantages({"x": r}, {"x": 3.0}, g, eps=0.0)
+    s = grpo_advantages(r, g, eps=0.0)
+    np.testing.assert_allclose(a[:5], (s[:5] - s[:5].mean()) / s[:5].std(ddof=1), rtol=1e-12, atol=1e-12)
+    assert a[5] == 0.0  # unknown: neutral; its row has no known component, so it is out of the batch stats
+
+
+def test_group_signal_metrics_hand_computed():
+    m = group_signal_metrics(EDGE, {"a": 2.0, "b": 1.0}, EDGE_GROUPS)
+    # a: groups 1 (single), 2 (all 0.5), 3 (unknown) flat; b: groups 1 and 3 flat
+    assert m["advantage/a/zero_std_group_frac"] == 0.75
+    assert m["advantage/b/zero_std_group_frac"] == 0.5
+    assert m["advantage/total/tie_component_spread_frac"] == 0.0  # totals [2, 1] and [2, 1.5, 1]: no tie
+    even = group_signal_metrics(EDGE, {"a": 1.0, "b": 1.0}, EDGE_GROUPS)
+    assert even["advantage/total/tie_component_spread_frac"] == 0.25  # group 0: 1 + 0 = 0 + 1
+    # A tie up to rounding (0.1 + 0.2 vs 0.3) still counts; identical rows are no hidden tie.
+    close = group_signal_metrics({"a": np.array([0.1, 0.3, 0.4, 0.4]), "b": np.array([0.2, 0.0, 0.0, 0.0])},
+                                 {"a": 1.0, "b": 1.0}, np.array([0, 0, 1, 1]))
+    assert close["advantage/total/tie_component_spread_frac"] == 0.5
+    assert close["advantage/a/zero_std_group_frac"] == 0.5
 
 
 # A deliberately plain second implementation: Python lists and the statistics module.

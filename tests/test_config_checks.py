@@ -25,7 +25,16 @@ BAD_INPUTS = [
      "(e.g. engine.max_steps=50), or null for engine.num_train_epochs passes over the data"),
     ("train", "engine.max_steps=2.5", "engine.max_steps=2.5: must be a whole number of GRPO steps, at least 1 "
      "(e.g. engine.max_steps=50), or null for engine.num_train_epochs passes over the data"),
-    ("train", "reward.combine=bogus", "reward.combine='bogus': must be one of mean_advantage, sum_reward"),
+    ("train", "reward.combine=bogus", "reward.combine='bogus': must be one of gdpo, mean_advantage, sum_reward"),
+    ("train", "reward=length_overlong reward.components.soft_overlong.l_cache=0", "reward.components.soft_overlong: "
+     "l_cache must be a whole number of tokens > 0 (the buffer before l_max in which the penalty falls from 0 to "
+     "-1), got 0"),
+    ("train", "engine.max_completion_length=64 +reward.components.overlong={type:soft_overlong,l_cache:64}",
+     "reward.components.overlong: l_cache=64 must be < l_max=64 (the penalty-free part L_max - L_cache must hold "
+     "at least one token)"),
+    ("train", "engine.max_completion_length=64 reward=length_overlong reward.components.soft_overlong.l_max=500",
+     "reward.components.soft_overlong: l_max=500 exceeds engine.max_completion_length=64: completions stop at the "
+     "budget, so the penalty could never reach -1; use l_max <= 64 (null: the budget)"),
     ("train", "engine.num_generations=1", "engine.num_generations=1: GRPO compares >= 2 completions per prompt "
      "(one response per prompt is PPO with a critic: engine=verl engine.algorithm=ppo)"),
     ("train", "engine.temperature=-1", "engine.temperature=-1: must be a number > 0"),
@@ -121,6 +130,8 @@ def test_every_experiment_preset_passes(preset: str) -> None:
 
 
 @pytest.mark.parametrize("overrides", [["engine=verl"], ["reward=longwriter_zero"], ["reward=hybrid"],
+                                       ["reward=length_overlong"], ["reward=length_overlong_gdpo"],
+                                       ["reward=longwriter_zero_gdpo"], ["engine=verl", "reward=length_overlong"],
                                        ["reward=pairwise", "data_selection=margin_aware"], ["engine.max_steps=null"]])
 def test_the_shipped_choices_pass(overrides: list[str]) -> None:
     check_config(compose(overrides), "train")

@@ -35,7 +35,7 @@ def _trl_normalize_then_sum(components: dict[str, np.ndarray], weights: dict[str
     return (summed - summed.mean()) / (summed.std(ddof=1) + 1e-4)
 
 
-@pytest.mark.parametrize("combine", ["mean_advantage", "sum_reward"])
+@pytest.mark.parametrize("combine", ["mean_advantage", "sum_reward", "gdpo"])
 def test_trl_advantages_equal_the_project_function(tmp_path, monkeypatch, combine: str) -> None:
     from datasets import Dataset
     from transformers import AutoTokenizer
@@ -48,8 +48,10 @@ def test_trl_advantages_equal_the_project_function(tmp_path, monkeypatch, combin
     model_path = resolve_model_path(cfg.model, cfg.paths.cache_dir)
     samples = load_samples(cfg.data)
     recipe = build_recipe({
-        "name": "t", "combine": combine, "prompt_template": "think",
-        "components": {"length": {"weight": 1.0}, "format": {"weight": 0.5}, "test_char_mod": {"weight": 2.0}},
+        "name": "t", "combine": combine, "prompt_template": "think", "eps": 1e-4,  # TRL's eps, for the gdpo case
+        "components": {"length": {"weight": 1.0}, "format": {"weight": 0.5}, "test_char_mod": {"weight": 2.0},
+                       # token counts reach components: soft_overlong refuses a batch without them
+                       "soft_overlong": {"weight": 1.0, "l_max": 24, "l_cache": 8}},
     })
     group = 4
     args = GRPOConfig(
@@ -72,6 +74,7 @@ def test_trl_advantages_equal_the_project_function(tmp_path, monkeypatch, combin
         loop.close()
     rollout = trainer.last_rollout
     rewards = {k: np.asarray(v) for k, v in rollout["rewards"].items()}
+    assert ((rewards["soft_overlong"] <= 0) & (rewards["soft_overlong"] >= -1)).all()
     groups = np.arange(len(rollout["completions"])) // group
     # each group is one prompt's completions: mixing prompts in a group (or one batch-wide group) would
     # let a prompt's reward level, not the quality of an answer to it, decide the advantage
@@ -86,6 +89,12 @@ def test_trl_advantages_equal_the_project_function(tmp_path, monkeypatch, combin
         np.testing.assert_allclose(expected, by_hand / sum(recipe.weights.values()), atol=1e-9)
         assert not np.allclose(rollout["trl_advantages"], _trl_normalize_then_sum(rewards, recipe.weights, group),
                                atol=1e-3)
+    if combine == "gdpo":  # ...is TRL's own normalize_then_sum, on what TRL trained with
+        np.testing.assert_allclose(rollout["trl_advantages"], _trl_normalize_then_sum(rewards, recipe.weights, group),
+                                   atol=1e-4)
+    logged = trainer.state.log_history[0]
+    assert 0.0 <= logged["advantage/format/zero_std_group_frac"] <= 1.0
+    assert "advantage/total/tie_component_spread_frac" in logged
 
 
 def test_weights_move_after_one_step(tmp_path) -> None:

@@ -38,7 +38,7 @@ def _data(verl_proto_cls, torch):
                                     non_tensors={"uid": np.array(UIDS, dtype=object)})
 
 
-@pytest.mark.parametrize("mode", ["mean_advantage", "sum_reward"])
+@pytest.mark.parametrize("mode", ["mean_advantage", "sum_reward", "gdpo"])
 def test_compute_advantage_equals_combine_advantages(mode: str) -> None:
     import torch
     from verl import DataProto
@@ -49,9 +49,14 @@ def test_compute_advantage_equals_combine_advantages(mode: str) -> None:
     from longwriter.engines.verl.advantage import AdvantageInputs, provide
 
     expected = combine_advantages(COMPONENTS, WEIGHTS, np.repeat([0, 1], 4), mode, 1e-6)
-    with provide(AdvantageInputs(COMPONENTS, WEIGHTS, mode, 1e-6)):
+    inputs = AdvantageInputs(COMPONENTS, WEIGHTS, mode, 1e-6)
+    with provide(inputs):
         out = compute_advantage(_data(DataProto, torch), adv_estimator="longwriter",
                                 config=AlgoConfig(adv_estimator="longwriter"))
+    # The estimator leaves the group metrics for the trainer: format is flat in group p1, pairwise too.
+    assert inputs.metrics["advantage/format/zero_std_group_frac"] == 0.5
+    assert inputs.metrics["advantage/pairwise/zero_std_group_frac"] == 0.5
+    assert inputs.metrics["advantage/length/zero_std_group_frac"] == 0.0
     advantages = out.batch["advantages"].numpy()
     for row, n in enumerate(LENGTHS):
         np.testing.assert_allclose(advantages[row, :n], expected[row], rtol=1e-6, atol=1e-7)
@@ -136,6 +141,8 @@ def test_v1_trainer_delivers_components_to_the_estimator(transfer_queue, tmp_pat
         np.testing.assert_allclose(values, np.full(LENGTHS[row], expected[row]), rtol=1e-6, atol=1e-7)
     assert metrics["reward/pairwise/unknown_rate"] == pytest.approx(1 / 8)
     assert metrics["reward/length/mean"] == pytest.approx(np.mean(COMPONENTS["length"]))
+    assert metrics["advantage/format/zero_std_group_frac"] == 0.5  # from the estimator, logged by the trainer
+    assert metrics["advantage/total/tie_component_spread_frac"] == 0.0
     transfer_queue.kv_clear(keys=batch.keys, partition_id="train")
 
 

@@ -254,6 +254,14 @@ def test_kl_in_reward_is_refused_with_the_longwriter_estimator(tmp_path) -> None
     assert not any("use_kl_in_reward" in e for e in report.errors)
 
 
+def test_reference_free_pairwise_is_refused_and_soft_overlong_gets_the_budget(tmp_path) -> None:
+    _, _, report = _prepare(tmp_path, ["reward=brpo", "judge=vllm_server"])
+    assert any("bootstrap_pairwise (BRPO)" in e and "engine=trl" in e for e in report.errors), report.errors
+    _, verl_cfg, report = _prepare(tmp_path, ["reward=length_overlong_gdpo", "engine.max_completion_length=256"])
+    assert not report.errors, report.errors
+    assert verl_cfg.reward.reward_kwargs.longwriter.max_completion_tokens == 256
+
+
 def test_a_local_judge_is_refused_at_launch_and_reported_by_a_dry_run(tmp_path) -> None:
     from longwriter.engines.verl.launcher import prepare
     from longwriter.engines.verl.validate import validate_verl

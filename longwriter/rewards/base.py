@@ -28,12 +28,16 @@ class RolloutBatch:
     completions:  [N] generated texts (the full completion, tags included)
     group_index:  [N] int, completions to the same prompt share a group id
     training:     False for validation batches: they never move the curriculum
+    completion_tokens: [N] int, tokens the engine generated for each completion (EOS included, as
+                  TRL's completion_ids and verl's response mask count them); None when the caller
+                  has no token ids (components that need them refuse such a batch)
     """
 
     samples: list[Sample]
     completions: list[str]
     group_index: np.ndarray
     training: bool = True
+    completion_tokens: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.group_index = np.asarray(self.group_index)
@@ -45,6 +49,11 @@ class RolloutBatch:
             )
         if n and not np.issubdtype(self.group_index.dtype, np.integer):
             raise ValueError(f"group_index must hold integers, got dtype {self.group_index.dtype}")
+        if self.completion_tokens is not None:
+            self.completion_tokens = np.asarray(self.completion_tokens, dtype=np.int64)
+            if self.completion_tokens.shape != (n,):
+                raise ValueError(f"completion_tokens needs one count per completion: shape "
+                                 f"{self.completion_tokens.shape}, {n} completions")
 
     def __len__(self) -> int:
         return len(self.completions)
@@ -87,6 +96,7 @@ class BuildContext:
     pointwise_judge: PointwiseJudge | None = None
     curriculum: Any = None  # longwriter.curriculum.CurriculumState
     reward_model: Any = None  # (model, tokenizer) or a callable returning them
+    max_completion_tokens: int | None = None  # the engine's token budget per completion (engine.max_completion_length)
 
 
 ComponentFactory = Callable[[Mapping[str, Any], BuildContext], RewardComponent]

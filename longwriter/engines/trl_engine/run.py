@@ -306,7 +306,7 @@ def dry_run(cfg: DictConfig, output_dir: Path) -> None:
     samples = load_training_samples(cfg)
     # Option typos and unknown components fail here (placeholder judges: nothing is called).
     build_recipe(OmegaConf.to_container(cfg.reward, resolve=True), pairwise_judge=object(),
-                 pointwise_judge=object(), curriculum=None)
+                 pointwise_judge=object(), curriculum=None, max_completion_tokens=int(cfg.engine.max_completion_length))
     if cfg.get("eval") and (cfg.eval.at_start or cfg.eval.at_end):
         from longwriter.evaluation.runner import EvalSettings
 

@@ -29,7 +29,7 @@ import torch
 from accelerate.utils import gather, gather_object, is_peft_model
 from trl import GRPOTrainer
 
-from longwriter.advantages import combine_advantages
+from longwriter.advantages import combine_advantages, group_signal_metrics
 from longwriter.data.schema import Sample
 from longwriter.engines.trl_engine import cpu_logprobs
 from longwriter.engines.trl_engine.generation_copy import GenerationCopy
@@ -54,6 +54,11 @@ def check_whole_groups(samples: list[Sample], num_generations: int) -> None:
                                          for i in range(0, len(ids), num_generations)):
         raise RuntimeError(f"a group of {num_generations} completions is split across processes "
                            f"(this process holds {ids}); keep engine.prompts_per_step a multiple of the processes")
+
+
+def token_counts(completion_ids) -> np.ndarray | None:
+    """Tokens per completion from TRL's completion_ids (lists of ids, EOS included); None without them."""
+    return None if completion_ids is None else np.array([len(ids) for ids in completion_ids], dtype=np.int64)
 
 
 LEVEL_HIST_PREFIX = "curriculum/level_hist/"
@@ -88,10 +93,10 @@ class RecipeReward:
     def __init__(self, recipe, samples_by_id: dict[str, Sample], loop) -> None:
         self.recipe, self.samples_by_id, self.loop = recipe, samples_by_id, loop
 
-    def __call__(self, prompts, completions, sample_id, **kwargs) -> list[float | None]:
+    def __call__(self, prompts, completions, sample_id, completion_ids=None, **kwargs) -> list[float | None]:
         samples = [self.samples_by_id[str(i)] for i in sample_id]
         batch = RolloutBatch(samples, [completion_text(c) for c in completions],
-                             np.arange(len(samples)), training=False)
+                             np.arange(len(samples)), training=False, completion_tokens=token_counts(completion_ids))
         scores = self.loop.run(self.recipe.score(batch))
         return [None if np.isnan(value) else float(value) for value in scores.total]
 
@@ -186,8 +191,9 @@ class LongwriterGRPOTrainer(GRPOTrainer):
         finally:
             self._metrics[self._mode()]["timing/generation_s"].append(time.perf_counter() - start)
         if self.overlap_rewards and self._rollout_inputs is not None and len(self._rollout_inputs) == len(prompts):
-            completions = output[3]
-            batch = self._rollout_batch(self._rollout_inputs, [completion_text(c) for c in completions])
+            completion_ids, completions = output[1], output[3]
+            batch = self._rollout_batch(self._rollout_inputs, [completion_text(c) for c in completions],
+                                        token_counts(completion_ids))
             self._early_scores = _EarlyScores(batch, self.loop.submit(_timed(self.recipe.score(batch))))
         return output
 
@@ -206,14 +212,15 @@ class LongwriterGRPOTrainer(GRPOTrainer):
             self.last_rollout["trl_advantages"] = output["advantages"].detach().cpu().numpy().copy()
         return output
 
-    def _rollout_batch(self, inputs, texts: list[str]) -> RolloutBatch:
+    def _rollout_batch(self, inputs, texts: list[str], tokens: np.ndarray | None = None) -> RolloutBatch:
         mode = self._mode()
         num_generations = self.num_generations if mode == "train" else self.num_generations_eval
         samples = [self.samples_by_id[str(row["sample_id"])] for row in inputs]
         check_whole_groups(samples, num_generations)
         offset = self.accelerator.process_index * len(inputs)
         local_groups = (offset + np.arange(len(inputs))) // num_generations
-        return RolloutBatch(samples=samples, completions=texts, group_index=local_groups, training=mode == "train")
+        return RolloutBatch(samples=samples, completions=texts, group_index=local_groups, training=mode == "train",
+                            completion_tokens=tokens)
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         start = time.perf_counter()
@@ -221,6 +228,7 @@ class LongwriterGRPOTrainer(GRPOTrainer):
         num_generations = self.num_generations if mode == "train" else self.num_generations_eval
         texts = [completion_text(c) for c in completions]
         early, self._early_scores = self._early_scores, None
+        tokens = token_counts(completion_ids_list)
         if early is not None and early.batch.completions == texts:
             # Scoring began when generation ended and ran beside TRL's reference/old-policy forward.
             scores, judge_s = early.future.result()
@@ -228,7 +236,7 @@ class LongwriterGRPOTrainer(GRPOTrainer):
         else:
             if early is not None:  # TRL changed the completions in between (tools): score what it has now
                 early.future.result()
-            scores = self.loop.run(self.recipe.score(self._rollout_batch(inputs, texts)))
+            scores = self.loop.run(self.recipe.score(self._rollout_batch(inputs, texts, tokens)))
         samples = [self.samples_by_id[str(row["sample_id"])] for row in inputs]
 
         names = list(scores.rewards)
@@ -236,16 +244,17 @@ class LongwriterGRPOTrainer(GRPOTrainer):
         device = self.accelerator.device
         gathered = gather(torch.tensor(local, dtype=torch.float64, device=device)).cpu().numpy()
         all_groups = np.arange(gathered.shape[0]) // num_generations
-        advantages = combine_advantages(
-            {n: gathered[:, k] for k, n in enumerate(names)}, self.recipe.weights, all_groups,
-            self.recipe.combine, self.recipe.eps,
-        )
+        gathered_rewards = {n: gathered[:, k] for k, n in enumerate(names)}
+        advantages = combine_advantages(gathered_rewards, self.recipe.weights, all_groups,
+                                        self.recipe.combine, self.recipe.eps)
 
         usage = self.judge_usage.step_metrics()
         step_metrics = {**scores.metrics, **usage}
         if self.accelerator.num_processes > 1:  # the whole step's values, not the main process's share
             step_metrics = merge_process_metrics(gather_object([step_metrics]),
                                                  summed=set(usage) - {"judge/cache_hit_rate"})
+        # From the gathered batch: the same on every process, so no merge is needed.
+        step_metrics.update(group_signal_metrics(gathered_rewards, self.recipe.weights, all_groups))
         if self.unknown_streak is not None and mode == "train":  # raises past the limit: the run fails
             step_metrics.update(self.unknown_streak.update(step_metrics, self.state.global_step + 1))
         for name, value in step_metrics.items():

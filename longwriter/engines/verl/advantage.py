@@ -8,31 +8,35 @@ LongWriter-Zero average of per-component advantages needs, and verl's gdpo would
 whiten the batch, which that recipe does not do. So the v1 trainer mode "longwriter_sync"
 (trainer.py) reads the components that our reward manager stored in each trajectory's
 `reward_extra_info`, and hands them to this estimator for the duration of one
-`compute_advantage` call through `provide()`. The estimator refuses to run without them.
+`compute_advantage` call through `provide()`. The estimator refuses to run without them; it leaves
+the step's per-component group metrics (`group_signal_metrics`) in `AdvantageInputs.metrics`, where the
+trainer, which knows no group ids, picks them up.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
 
-from longwriter.advantages import DEFAULT_COMBINE, DEFAULT_EPS, combine_advantages
+from longwriter.advantages import DEFAULT_COMBINE, DEFAULT_EPS, combine_advantages, group_signal_metrics
 from longwriter.engines.verl.config_builder import ADV_ESTIMATOR
 
 
 @dataclass(frozen=True)
 class AdvantageInputs:
-    """Per-row component rewards [N] (NaN = unknown) and how to combine them (the recipe's)."""
+    """Per-row component rewards [N] (NaN = unknown) and how to combine them (the recipe's);
+    `metrics`: filled by the estimator (advantage/<component>/zero_std_group_frac, ...)."""
 
     rewards: Mapping[str, np.ndarray]
     weights: Mapping[str, float]
     mode: str = DEFAULT_COMBINE
     eps: float = DEFAULT_EPS
+    metrics: dict[str, float] = field(default_factory=dict, compare=False)
 
     def __len__(self) -> int:
         return len(next(iter(self.rewards.values()))) if self.rewards else 0
@@ -105,7 +109,9 @@ def longwriter_advantage(
         raise ValueError(f"{len(inputs)} rows of component rewards for a batch of {rows}")
     if index is None:
         raise ValueError("the longwriter estimator needs verl's uid index to form groups")
-    advantages = combine_advantages(inputs.rewards, inputs.weights, group_ids(index), inputs.mode, inputs.eps)
+    groups = group_ids(index)
+    advantages = combine_advantages(inputs.rewards, inputs.weights, groups, inputs.mode, inputs.eps)
+    inputs.metrics.update(group_signal_metrics(inputs.rewards, inputs.weights, groups))
     per_token = torch.as_tensor(advantages, dtype=torch.float32, device=response_mask.device).unsqueeze(-1)
     scores = per_token * response_mask
     return scores, scores

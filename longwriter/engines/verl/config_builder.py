@@ -95,6 +95,7 @@ def longwriter_settings(cfg: DictConfig, inputs: VerlInputs) -> dict[str, Any]:
         "cache_dir": str(judge_cache_dir or cfg.paths.cache_dir),
         "curriculum": curriculum,
         "allow_local_judge": bool(cfg.engine.get("allow_local_judge", False)),
+        "max_completion_tokens": int(cfg.engine.max_completion_length),  # soft_overlong's default L_max
     }
 
 

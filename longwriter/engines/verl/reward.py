@@ -88,7 +88,7 @@ def build_recipe_in_worker(settings: dict[str, Any]):
         from longwriter.engines.verl.curriculum_actor import CurriculumClient, get_or_create
 
         curriculum = CurriculumClient(get_or_create(settings["curriculum"]["actor"]))
-    return judged_recipe(settings["reward"], backend, curriculum)
+    return judged_recipe(settings["reward"], backend, curriculum, settings.get("max_completion_tokens"))
 
 
 def _finite(value: Any) -> float:
@@ -118,12 +118,14 @@ class LongWriterRewardManager(RewardManagerBase):
         sample = sample_from_row(item)
         extra = item.non_tensor_batch.get("extra_info") or {}
         training = str(extra.get("split", "train")) == "train"  # only training rollouts move levels
-        return await self.score_text(sample, text, item.non_tensor_batch.get("uid", sample.id), training)
+        return await self.score_text(sample, text, item.non_tensor_batch.get("uid", sample.id), training, valid)
 
-    async def score_text(self, sample: Sample, text: str, uid: Any, training: bool) -> dict:
+    async def score_text(self, sample: Sample, text: str, uid: Any, training: bool, tokens: int | None = None) -> dict:
+        """`tokens`: the response's generated token count (its attention mask), for soft_overlong."""
         from longwriter.rewards import RolloutBatch
 
-        batch = RolloutBatch([sample], [text], np.array([group_key(uid)], dtype=np.int64), training)
+        batch = RolloutBatch([sample], [text], np.array([group_key(uid)], dtype=np.int64), training,
+                             None if tokens is None else np.array([tokens], dtype=np.int64))
         scores = await self.recipe.score(batch)
         info = {name: _finite(values[0]) for name, values in scores.rewards.items()}
         total = _finite(scores.total[0])

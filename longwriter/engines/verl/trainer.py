@@ -105,6 +105,7 @@ class LongWriterSyncTrainer(PPOTrainerSync):
         metrics.update(step_metrics(inputs.select(real), [infos[i] for i in real]))
         with provide(inputs):
             batch = super()._compute_advantage(batch, metrics)
+        metrics.update(inputs.metrics)  # the estimator's group metrics (none with GAE)
         if self.config.algorithm.adv_estimator != ADV_ESTIMATOR:
             self._neutralise_unknown(batch, inputs)
         return batch
