@@ -3,8 +3,8 @@
 Reward of the first vs the last quarter of the steps (the same tail the sweep objective uses),
 the truncation and in-range rates beside it when the run logged them, whether the run's own
 completions follow their requested lengths (Spearman of required vs produced words, pooled over
-each quarter's steps, from `rollouts/lengths.jsonl`; a length-blind policy scores about 0), the MLflow run id, the
-command that opens the MLflow UI on this run's store, and the final model's folder. Figures are
+each quarter's steps, from `rollouts/lengths.jsonl`; a length-blind policy scores about 0), the
+MLflow run id, the command that opens the MLflow UI on this run's store, and the final model's folder. Figures are
 read back from MLflow, so a resumed run's summary covers the steps logged before the resume.
 """
 
