@@ -177,6 +177,7 @@ ENGINE: dict[str, Rule] = {
     "engine.rollout.vllm_mode": one_of(("colocate", "server")),
     "engine.rollout.gpu_memory_utilization": PROBABILITY_MASS,
     "engine.rollout.tensor_parallel_size": whole(1),
+    "engine.rollout.drop_finished_rows": FLAG,
     "engine.gradient_accumulation_steps": whole(1),
     "engine.loss_type": TEXT,
     "engine.mask_truncated_completions": FLAG,

@@ -93,6 +93,7 @@ def test_trl_advantages_equal_the_project_function(tmp_path, monkeypatch, combin
         np.testing.assert_allclose(rollout["trl_advantages"], _trl_normalize_then_sum(rewards, recipe.weights, group),
                                    atol=1e-4)
     logged = trainer.state.log_history[0]
+    assert 0.0 < logged["rollout/decoded_rows_frac"] <= 1.0  # sampled by compact_sampler (the default)
     assert 0.0 <= logged["advantage/format/zero_std_group_frac"] <= 1.0
     assert "advantage/total/tie_component_spread_frac" in logged
 

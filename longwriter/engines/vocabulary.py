@@ -50,6 +50,8 @@ SHARED_KEYS: dict[str, tuple[str, str]] = {
     "rollout.gpu_memory_utilization": ("vllm_gpu_memory_utilization", "actor_rollout_ref.rollout.gpu_memory_utilization"),
     "rollout.tensor_parallel_size": ("vllm_tensor_parallel_size",
                                      "actor_rollout_ref.rollout.tensor_model_parallel_size"),
+    "rollout.drop_finished_rows": ("(the adapter's sampler: compact_sampler.py; vLLM batches continuously itself)",
+                                   "(vLLM/SGLang batch continuously themselves)"),
 }
 TRL_ONLY = ("gradient_accumulation_steps", "loss_type", "mask_truncated_completions", "save_total_limit",
             "logging_steps", "sample_every", "num_samples_logged")

@@ -292,6 +292,7 @@ def build_trainer(cfg: DictConfig, output_dir: Path, model_path: str, samples, s
         loop=loop,
         judge_backend=setup.judge_backend,
         precision=precision,
+        drop_finished_rows=bool(cfg.engine.rollout.get("drop_finished_rows", True)),
         lengths_path=output_dir / LENGTHS_FILE,
     )
 

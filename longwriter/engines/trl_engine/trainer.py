@@ -16,6 +16,7 @@ group; the step's metrics are merged over the processes before the main process 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -31,7 +32,7 @@ from trl import GRPOTrainer
 
 from longwriter.advantages import combine_advantages, group_signal_metrics
 from longwriter.data.schema import Sample
-from longwriter.engines.trl_engine import cpu_logprobs
+from longwriter.engines.trl_engine import compact_sampler, cpu_logprobs
 from longwriter.engines.trl_engine.generation_copy import GenerationCopy
 from longwriter.rewards import RolloutBatch
 from longwriter.rewards.monitors import length_record
@@ -123,12 +124,13 @@ class LongwriterGRPOTrainer(GRPOTrainer):
     generation_copy.py) and a bf16 reference model (it only ever runs forward, under autocast)."""
 
     def __init__(self, *args, recipe, samples_by_id: dict[str, Sample], loop, judge_backend=None,
-                 precision: str = "fp32", unknown_streak=None, lengths_path: Path | None = None, **kwargs):
+                 precision: str = "fp32", drop_finished_rows: bool = True, unknown_streak=None, lengths_path: Path | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.unknown_streak = unknown_streak  # longwriter.training_guards.UnknownVerdictStreak
         self.lengths_path = lengths_path  # one JSON line per training step: word counts and targets (plots)
         self.precision = precision
         self.generation_copy = None
+        self.drop_finished_rows = drop_finished_rows  # engine.rollout.drop_finished_rows (compact_sampler.py)
         # One process only: under DDP/FSDP/DeepSpeed the wrapped models are the engines' to cast and swap.
         if precision == "bf16" and self.accelerator.num_processes == 1:
             if self.ref_model is not None:
@@ -170,19 +172,30 @@ class LongwriterGRPOTrainer(GRPOTrainer):
         return logps, entropies, None
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
-        # TRL samples from `self.model_wrapped`; point it at the bf16 copy for this call only (TRL has no
-        # hook for a separate sampling model outside vLLM). The copy is refreshed from the policy first.
-        if self.generation_copy is None or not self.model.training:
-            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
-                                                 has_tool_images)
-        self.generation_copy.sync()
+        # TRL samples from `self.model_wrapped`. Two swaps for this call only (TRL has no hook for a
+        # sampler outside vLLM): the bf16 copy (refreshed from the policy first) as the model, and
+        # compact_sampler.compact_generate as its `generate` (an instance attribute, removed after).
+        sampling = self.model.training and not self.use_vllm and not self.use_transformers_continuous_batching
+        copy = self.generation_copy if sampling else None
+        if copy is not None:
+            copy.sync()
+        sampler = copy.model if copy is not None else self.accelerator.unwrap_model(self.model_wrapped)
+        compact = sampling and self.drop_finished_rows and compact_sampler.supports(self.generation_config)
         wrapped = self.model_wrapped
-        self.model_wrapped = self.generation_copy.model
+        if copy is not None:
+            self.model_wrapped = copy.model
+        stats: dict[str, float] = {}
+        if compact:
+            sampler.generate = functools.partial(compact_sampler.compact_generate, sampler, stats=stats)
         try:
             return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
                                                  has_tool_images)
         finally:
             self.model_wrapped = wrapped
+            if compact:
+                del sampler.generate
+            if stats:
+                self._metrics[self._mode()]["rollout/decoded_rows_frac"].append(stats["decoded_rows_frac"])
 
     def _generate(self, prompts):
         start = time.perf_counter()
