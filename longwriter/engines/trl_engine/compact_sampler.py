@@ -8,6 +8,8 @@ costs in proportion to the rows it carries, that half is wall time. This loop sa
 draw; the processors are transformers' own) but removes a row from the batch and from the KV cache
 (`Cache.batch_select_indices`) the step it ends. The output has `generate`'s shape and padding:
 prompt then completion, `pad_token_id` after each row's end, as long as the longest completion.
+A GRPO batch holds each prompt `num_generations` times: the prompt pass runs once per distinct
+prompt and its KV cache is copied to the rows that share it.
 
 Settings it does not implement (repetition penalty, min-p, beams, stop strings, ...) are refused by
 `supports`; the caller then uses `generate`. Random draws differ from `generate`'s for one seed
@@ -82,8 +84,15 @@ def compact_generate(model: torch.nn.Module, input_ids: torch.Tensor, attention_
     positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
     next_position = positions[:, -1:] + 1
     cache = DynamicCache(config=model.config)
-    logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                   use_cache=True, logits_to_keep=1).logits[:, -1, :]
+    # One prompt pass per distinct prompt (a group's rows share theirs), then the cache fans out.
+    distinct, row_of = torch.unique(torch.cat([input_ids, mask.long()], dim=1), dim=0, return_inverse=True)
+    first = torch.full((distinct.size(0),), batch, dtype=torch.long, device=device).scatter_reduce(
+        0, row_of, torch.arange(batch, device=device), reduce="amin")
+    logits = model(input_ids=input_ids[first], attention_mask=mask[first], position_ids=positions[first],
+                   past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1, :]
+    if first.numel() < batch:
+        cache.batch_select_indices(row_of)
+    logits = logits[row_of]
     steps = 0
     row_steps = 0
     for step in range(budget):
