@@ -131,3 +131,23 @@ def test_colours_stay_distinct_for_any_number_of_groups() -> None:
     for n in (3, 10, 11, 20, 21, 40):
         colors = distinct_colors(n)
         assert len(colors) == n and len({tuple(round(c, 3) for c in color) for color in colors}) == n, n
+
+
+def test_a_group_stopped_before_its_last_seed_ends_failed_and_names_the_missing_seed(store, capsys) -> None:
+    """What the exit hook does when Ctrl-C or SIGTERM stopped the group after its first seed."""
+    from longwriter.tracking.seed_callback import SeedGroupCallback
+
+    client, experiment_id = store
+    parent = client.create_run(experiment_id, run_name="g", tags={ROLE_TAG: "parent"}).info.run_id
+    make_run(client, experiment_id, "g-s0", {**BASE, "seed": "0"}, [0.2, 0.4],
+             tags={"mlflow.parentRunId": parent, GROUP_TAG: "g"})
+    callback = SeedGroupCallback()
+    callback._open = {"client": client, "run_id": parent, "group": "g", "seeds": ["0", "1"], "ended": 1,
+                      "experiment_id": experiment_id, "tracking_uri": "sqlite:///x", "sweep_dir": "/x"}
+    callback._finish(False)
+    run = client.get_run(parent)
+    assert run.info.status == "FAILED" and run.data.metrics["seeds/n_not_finished"] == 1
+    printed = capsys.readouterr().out
+    assert "1 seed(s) finished, 1 never started" in printed and "  seed 1: never started (left out)" in printed
+    assert "group failed; MLflow parent run" in printed
+    callback._finish(False)  # the exit hook after an ordinary finish: nothing more

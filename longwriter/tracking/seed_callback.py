@@ -135,6 +135,10 @@ class SeedGroupCallback(Callback):
                                            group["seeds"])
             status = "FINISHED" if complete and aggregate.n else "FAILED"
             print("\n".join(group_summary_lines(aggregate, group, status)), flush=True)
+        except Exception as err:  # noqa: BLE001 - the seeds' own runs stand; only the report is missing
+            logger.error("seed group %s: could not aggregate its seeds into run %s: %s", group["group"],
+                         group["run_id"], err)
+            client.set_tag(group["run_id"], "longwriter.error", f"aggregate failed: {type(err).__name__}: {err}"[:5000])
         finally:
             client.set_terminated(group["run_id"], status)
 
