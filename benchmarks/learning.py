@@ -1,20 +1,25 @@
 """Learning benchmark: does a training run teach the policy to FOLLOW the requested length?
 
-One invocation = one ordinary training run per seed (`python -m longwriter.train
-experiment=length_learning seed=<s>`) that evaluates the held-out set (data=length_heldout: counts,
-topics and forms not in training, some counts a little outside the training span) greedily before its
-first step and after its last one. This script reads both evaluations back from the run's MLflow
-record and logs into the same run, before and after:
+One invocation = one ordinary training run per seed that evaluates the held-out set
+(data=length_heldout: counts, topics and forms not in training, some counts a little outside the
+training span) greedily before its first step and after its last one. With --seeds the runs are one
+seed group (`python -m longwriter.train -m sweep=seeds experiment=length_learning seed=0,1,2
+run_name=learning`, docs/seeds.md): one MLflow parent run holds the mean, 95% CI and min..max over the
+seeds of every figure, and a seed that fails is reported and left out. This script reads both
+evaluations back from each run's MLflow record and logs into the same run, before and after:
   learning/<figure>/{before,after,delta}   length_score (S_l), spearman (required vs produced words),
                                            log_slope (log produced on log required), truncated_rate
   learning/blind_ceiling                   the best S_l any constant-length policy reaches on these prompts
   learning/wall_s, learning/steps
   learning/before_after.png   required vs produced words before/after (with y = x), and the reward curve
   learning/result.json        the same figures as text
-then prints one row per seed and the mean. Extra arguments are Hydra overrides for every run, e.g.
+then prints one row per seed and the group's figures over the seeds (mean +- 95% CI [min, max], the
+same lines the end of a seed group prints), and logs that table into the group's parent run
+(`learning/seeds.txt`). Extra arguments are Hydra overrides for every run, e.g.
   .venv/bin/python benchmarks/learning.py --seeds 0,1,2
   .venv/bin/python benchmarks/learning.py engine.max_steps=30 engine.learning_rate=3e-5
-Exit status 0 whatever the result (it measures; the note says what was seen).
+Exit status 0 whatever the result (it measures; the note says what was seen); a seed that fails is
+reported in the group's lines.
 """
 
 from __future__ import annotations
@@ -112,53 +117,93 @@ def _row(label: str, r: dict) -> str:
             f"{r['wall_s']:6.0f}")
 
 
-def print_table(results: dict[int, dict]) -> None:
-    """One row per seed, then the mean over seeds (every figure before -> after)."""
-    print("  seed |   S_l (held-out)  | Spearman       | log-log slope  | truncated    | blind | "
-          "train reward     | wall s")
-    for seed, r in results.items():
-        print(_row(str(seed), r))
-    if len(results) > 1:
-        keys = [k for k, v in next(iter(results.values())).items() if isinstance(v, (int, float))]
-        mean = {k: sum(r[k] for r in results.values()) / len(results) for k in keys}
-        print(_row("mean", mean))
+def table_lines(results: dict) -> list[str]:
+    """One row per seed, every figure before -> after."""
+    lines = ["  seed |   S_l (held-out)  | Spearman       | log-log slope  | truncated    | blind | "
+             "train reward     | wall s"]
+    lines += [_row(str(seed), r) for seed, r in results.items()]
+    return lines
 
 
-def run_seed(overrides: list[str], seed: int | None) -> dict:
-    """One training run (with its two evaluations) and its analysis."""
-    stamp = time.strftime('%Y%m%d-%H%M%S')
-    run_name = f"learning-{stamp}" if seed is None else f"learning-{stamp}-s{seed}"
-    overrides = [PRESET, f"run_name={run_name}", *([] if seed is None else [f"seed={seed}"]), *overrides]
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "longwriter.train", *overrides], cwd=ROOT, check=True)
-    wall_s = time.perf_counter() - started
+def _train(overrides: list[str]) -> int:
+    return subprocess.run([sys.executable, "-m", "longwriter.train", *overrides], cwd=ROOT).returncode
 
+
+def _config(overrides: list[str]):
     from hydra import compose, initialize_config_dir
-    import mlflow
 
     from longwriter.paths import CONF_DIR, register_resolvers
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides)
+        return compose(config_name="train", overrides=overrides)
+
+
+def run_single(overrides: list[str]) -> dict:
+    """One training run with the config's seed (with its two evaluations) and its analysis."""
+    import mlflow
+
+    run_name = f"learning-{time.strftime('%Y%m%d-%H%M%S')}"
+    overrides = [PRESET, f"run_name={run_name}", *overrides]
+    started = time.perf_counter()
+    if _train(overrides):
+        raise SystemExit("the training run failed (see its output above)")
+    wall_s = time.perf_counter() - started
+    cfg = _config(overrides)
     run_dir = Path(str(cfg.paths.output_root)) / "train" / run_name
     run_id = json.loads((run_dir / "mlflow_run.json").read_text())["run_id"]
     mlflow.set_tracking_uri(str(cfg.tracking.tracking_uri))
     return analyse(run_id, wall_s)
 
 
+def run_group(overrides: list[str], seeds: list[int]) -> None:
+    """The seeds as one seed group (one multirun, one parent run), then each seed's analysis and the
+    group's figures over the seeds."""
+    import mlflow
+
+    from longwriter.tracking.seed_groups import load_member
+    from longwriter.tracking.seed_stats import aggregate, summary_lines
+    from longwriter.tracking.sweep_callback import PARENT_FILE
+
+    cfg = _config([PRESET, *overrides])
+    sweep_dir = Path(str(cfg.paths.output_root)) / "seeds" / time.strftime("%Y%m%d-%H%M%S")
+    code = _train(["-m", "sweep=seeds", PRESET, "run_name=learning", f"seed={','.join(map(str, seeds))}",
+                   f"hydra.sweep.dir={sweep_dir}", *overrides])
+    if not (sweep_dir / PARENT_FILE).exists():
+        raise SystemExit(f"the seed group did not start (exit code {code}; see its output above)")
+    parent = json.loads((sweep_dir / PARENT_FILE).read_text())
+    mlflow.set_tracking_uri(str(cfg.tracking.tracking_uri))
+    client = mlflow.MlflowClient()
+    runs = client.search_runs([parent["experiment_id"]], f"tags.`mlflow.parentRunId` = '{parent['run_id']}'",
+                              order_by=["attributes.start_time ASC"])
+    results = {}
+    for run in runs:
+        if run.info.status == "FINISHED":  # wall: the run's own duration (training and both evaluations)
+            wall_s = (run.info.end_time - run.info.start_time) / 1000
+            results[run.data.params["seed"]] = result = analyse(run.info.run_id, wall_s)
+            print(json.dumps(result), flush=True)
+    group = aggregate(parent["group"], [load_member(client, client.get_run(r.info.run_id)) for r in runs],
+                      parent["seeds"])
+    lines = [*table_lines(results), "", *summary_lines(group),
+             f"  MLflow parent run {parent['run_id']}: the same figures as seeds/<figure>/<stat>"]
+    print("\n".join(lines), flush=True)
+    client.log_text(parent["run_id"], "\n".join(lines) + "\n", "learning/seeds.txt")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=lambda text: [int(s) for s in text.split(",")], default=None,
-                        help="comma-separated seeds, one training run each, e.g. 0,1,2 (default: the config's seed)")
+                        help="comma-separated seeds, one training run each in one seed group, e.g. 0,1,2 "
+                             "(default: one run with the config's seed)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every training run")
     args = parser.parse_args()
-    results = {}
-    for seed in args.seeds or [None]:
-        results["-" if seed is None else seed] = result = run_seed(args.overrides, seed)
+    if args.seeds:
+        run_group(args.overrides, args.seeds)
+    else:
+        result = run_single(args.overrides)
         print(json.dumps(result), flush=True)
-    print_table(results)
+        print("\n".join(table_lines({"-": result})))
 
 
 if __name__ == "__main__":

@@ -38,7 +38,8 @@ def sweep_without_multirun_error(config: DictConfig) -> str | None:
     sweep = OmegaConf.select(config, "hydra.runtime.choices.sweep", default=None)
     if sweep in (None, "null"):
         return None
-    return (f"sweep={sweep} is an Optuna sweep preset and needs multirun: add -m, e.g. "
+    optuna = "optuna" in str(OmegaConf.select(config, "hydra.sweeper._target_", default="")).lower()
+    return (f"sweep={sweep} is {'an Optuna sweep' if optuna else 'a multirun'} preset and needs multirun: add -m, e.g. "
             f"`python -m longwriter.train -m sweep={sweep} ...`")
 
 

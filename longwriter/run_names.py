@@ -1,10 +1,11 @@
 """Run names: one per run, readable, never shared.
 
 A single run is named by `run_name` (default: a timestamp). In a multirun (`-m`), every job gets
-`<base>-<number>-<key overrides>`: the base is `run_name` when given on the command line, else the
-Optuna study name (sweeps) or the sweep folder's timestamp (plain multiruns); the number is the
-Optuna trial number (`t<n>`, unique across resumed invocations of a study) or the Hydra job number;
-the key overrides are the values this job was given for the keys that vary across the sweep.
+`<base>-<number>-<key overrides>`: the base is the seed group's id (`-m sweep=seeds`), else `run_name`
+when given on the command line, else the Optuna study name (sweeps) or the sweep folder's timestamp
+(plain multiruns); the number is the Optuna trial number (`t<n>`, unique across resumed invocations of
+a study) or the Hydra job number; the key overrides are the values this job was given for the keys
+that vary across the sweep.
 """
 
 from __future__ import annotations
@@ -82,16 +83,24 @@ def _user_run_name(hydra_cfg: Any) -> str | None:
     return None
 
 
-def _trial_number(hydra_cfg: Any, task_overrides: list[str]) -> int | None:
-    from longwriter.tracking.sweep_callback import PARENT_FILE, running_trial_number
-
-    parent_file = Path(str(hydra_cfg.sweep.dir)) / PARENT_FILE
-    if not parent_file.exists():
-        return None
+def _parent_info(hydra_cfg: Any) -> dict[str, Any] | None:
+    """What the sweep's callback wrote into the sweep folder (its MLflow parent run), if anything."""
     import json
 
+    from longwriter.tracking.sweep_callback import PARENT_FILE
+
+    parent_file = Path(str(hydra_cfg.sweep.dir)) / PARENT_FILE
+    return json.loads(parent_file.read_text()) if parent_file.exists() else None
+
+
+def _trial_number(hydra_cfg: Any, task_overrides: list[str]) -> int | None:
+    from longwriter.tracking.sweep_callback import running_trial_number
+
+    parent = _parent_info(hydra_cfg)
+    if parent is None:
+        return None
     try:
-        return running_trial_number(json.loads(parent_file.read_text()), task_overrides)
+        return running_trial_number(parent, task_overrides)
     except Exception:  # the study cannot be read: fall back to the job number
         return None
 
@@ -103,7 +112,8 @@ def job_run_name(cfg: DictConfig, hydra_cfg: Any | None = None) -> str:
         return str(cfg.run_name)
     task = [str(o) for o in hydra_cfg.overrides.task]
     study = OmegaConf.select(hydra_cfg, "sweeper.study_name", default=None)
-    base = _user_run_name(hydra_cfg) or study or Path(str(hydra_cfg.sweep.dir)).name
+    group = None if study else (_parent_info(hydra_cfg) or {}).get("group")  # a seed group (seed_callback.py)
+    base = group or _user_run_name(hydra_cfg) or study or Path(str(hydra_cfg.sweep.dir)).name
     trial = _trial_number(hydra_cfg, task) if study else None
     number = f"t{trial}" if trial is not None else str(hydra_cfg.job.num)
     keys = key_overrides(task, swept_keys(hydra_cfg))

@@ -54,6 +54,9 @@ def test_a_sweep_preset_without_multirun_says_to_add_m(tmp_path: Path) -> None:
     assert _error_line(proc) == ("error: sweep=length_lr_beta is an Optuna sweep preset and needs multirun: add -m, "
                                  "e.g. `python -m longwriter.train -m sweep=length_lr_beta ...`")
     assert not (tmp_path / "train").exists()
+    proc = run_cli("longwriter.train", ["sweep=seeds", f"paths.output_root={tmp_path}"], check=False)
+    assert _error_line(proc) == ("error: sweep=seeds is a multirun preset and needs multirun: add -m, "
+                                 "e.g. `python -m longwriter.train -m sweep=seeds ...`")
 
 
 def test_an_empty_jsonl_names_the_file_not_the_data_selection(tmp_path: Path) -> None:

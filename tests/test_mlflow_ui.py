@@ -1,11 +1,13 @@
 """The documented UI command (`bash scripts/mlflow_ui.sh`) serves the project's store, and a real
-headless browser (Debian's chromium) shows the sweep's parent run, its child runs and their metrics.
+headless browser (Debian's chromium) shows the sweep's parent run, its child runs and their metrics,
+and the saved view that groups the seeds of each seed group into one row (and one banded chart line).
 
 chromium exits 0 even when the page failed to render, so every check is on the rendered text.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 import re
@@ -35,12 +37,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def ui(tmp_path_factory):
-    """(base URL, MLflow client) of the UI started by the documented script on a fresh store."""
-    import mlflow
-
-    root = sweep_store(tmp_path_factory)
+@contextlib.contextmanager
+def serve(root: Path):
+    """The base URL of the UI started by the documented script on the store `root`/mlflow.db."""
     port = _free_port()
     env = {**os.environ, "PORT": str(port), "MLFLOW_STORE": tracking_uri(root),
            # Background job workers are for GenAI features; without them the server is up in half the time.
@@ -59,7 +58,7 @@ def ui(tmp_path_factory):
             except OSError:
                 assert time.time() < deadline, "the MLflow UI did not come up in 90 s"
                 time.sleep(0.25)
-        yield base, mlflow.MlflowClient(tracking_uri(root))
+        yield base
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # the script execs mlflow, whose workers share its group
         try:
@@ -68,6 +67,16 @@ def ui(tmp_path_factory):
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory):
+    """(base URL, MLflow client) of the UI started by the documented script on a fresh store."""
+    import mlflow
+
+    root = sweep_store(tmp_path_factory)
+    with serve(root) as base:
+        yield base, mlflow.MlflowClient(tracking_uri(root))
 
 
 def rendered_text(url: str, tmp_path: Path) -> str:
@@ -176,3 +185,42 @@ def test_a_training_run_shows_its_samples_as_a_table(ui, tmp_path: Path) -> None
                    "pairwise_verdict", "prompt"]:
         assert f" {column} " in page, (column, page[:3000])
     assert any(f" {verdict} " in page for verdict in ("win", "tie", "loss", "unknown")), page[page.find("pairwise_verdict"):][:3000]
+
+
+def test_the_seed_groups_view_folds_each_groups_seeds_into_one_row(tmp_path_factory, tmp_path: Path) -> None:
+    """The `runs by group:` link the end of a seed group prints (ui_view.GROUPS_VIEW_KEY): the UI's own
+    "Group by" on the group tag, set from the server by a saved view, with only seed-group runs listed;
+    its charts draw one line per group (MLflow shades the min..max of the group's runs)."""
+    import mlflow
+
+    from longwriter.tracking.mlflow_run import EXPERIMENT_KIND_TAG, TRAINING_KIND
+    from longwriter.tracking.run_summary import runs_table_url
+    from longwriter.tracking.seed_groups import GROUP_TAG
+    from longwriter.tracking.sweep_callback import ROLE_TAG
+    from longwriter.tracking.ui_view import GROUPS_VIEW_KEY, GROUPS_VIEW_NAME, refresh_runs_view, view_tags
+    from test_seed_groups import make_run
+
+    root = tmp_path_factory.mktemp("groups_ui")
+    client = mlflow.MlflowClient(tracking_uri(root))
+    experiment_id = client.create_experiment("longwriter", artifact_location=str(root / "artifacts"),
+                                             tags={EXPERIMENT_KIND_TAG: TRAINING_KIND, **view_tags()})
+    for group, lr, seeds in (("grp-a", "3e-05", 3), ("grp-b", "1e-05", 2)):
+        parent = client.create_run(experiment_id, run_name=group, tags={ROLE_TAG: "parent"}).info.run_id
+        for seed in range(seeds):
+            make_run(client, experiment_id, f"{group}-s{seed}", {"engine.learning_rate": lr, "seed": str(seed)},
+                     [0.5 + 0.02 * step + 0.05 * seed for step in range(8)],
+                     tags={GROUP_TAG: group, "mlflow.parentRunId": parent})
+        client.set_terminated(parent)
+    make_run(client, experiment_id, "loose-run", {"engine.learning_rate": "2e-05", "seed": "0"}, [0.3, 0.4])
+    refresh_runs_view(client, experiment_id)
+
+    with serve(root) as base:
+        url = runs_table_url(base, experiment_id, GROUPS_VIEW_KEY)
+        page = rendered_text(url, tmp_path)
+        assert GROUPS_VIEW_NAME in page and "error loading shared view" not in page.lower(), page[:2000]
+        assert f"Group by: {GROUP_TAG}" in page, page[:2000]
+        assert "Group: grp-a 3" in page and "Group: grp-b 2" in page, page[:2000]
+        assert "(average)" in page  # the group's row holds the mean of its runs
+        assert "5 matching runs" in page and "loose-run" not in page  # only seed-group runs
+        charts = rendered_text(f"{url}&compareRunsMode=CHART", tmp_path)
+        assert "grp-a (reward/total/mean)" in charts and "grp-b (reward/total/mean)" in charts, charts[:2000]

@@ -13,7 +13,7 @@ from conftest import ROOT
 from sweep_store import STUDY, sweep_store, tracking_uri
 
 NOTEBOOK = ROOT / "notebooks" / "compare_runs.ipynb"
-PLOTS = ["reward_curves.png", "component_rewards.png", "curriculum_levels.png", "before_after.png"]
+PLOTS = ["reward_curves.png", "component_rewards.png", "curriculum_levels.png", "before_after.png", "seed_groups.png"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -42,6 +42,7 @@ def test_notebook_executes_and_writes_its_plots(tmp_path_factory, tmp_path: Path
     # The kernel inherits these: the notebook's parameters cell reads them.
     monkeypatch.setenv("LONGWRITER_TRACKING_URI", f"sqlite:///{store}")
     monkeypatch.setenv("LONGWRITER_PLOTS_DIR", str(plots))
+    monkeypatch.setenv("LONGWRITER_INCLUDE_TINY", "1")  # the store's runs are tiny-model runs
     nb = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
 
@@ -59,6 +60,11 @@ def test_notebook_executes_and_writes_its_plots(tmp_path_factory, tmp_path: Path
     assert sweep["run"] == STUDY and float(sweep["sweep/trials/total"]) == 2
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "2 training runs (2 recipes), 1 sweeps" in printed
+    # the two trials differ in their recipe, not only in their seed: two groups of one seed each
+    groups = list(csv.DictReader((plots / "seed_groups.csv").open()))
+    assert sorted(g["reward.name"] for g in groups) == ["length", "pairwise"]
+    assert all(g["n"] == "1" and g["failed"] == "0" and g["objective mean"] for g in groups)
+    assert "2 groups of 2 training runs" in printed
 
     # The plots went back into MLflow: one new run tagged kind=analysis holding every written file.
     client = mlflow.MlflowClient(f"sqlite:///{store}")

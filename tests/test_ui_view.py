@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import json
 
-from longwriter.tracking.ui_view import VIEW_KEY, VIEW_NAME, VIEW_TAG, chart_sections, refresh_runs_view, view_state
+from longwriter.tracking.ui_view import (
+    GROUPS_VIEW_NAME,
+    GROUPS_VIEW_TAG,
+    VIEW_KEY,
+    VIEW_NAME,
+    VIEW_TAG,
+    chart_sections,
+    refresh_runs_view,
+    view_state,
+)
 
 LOGGED = ["advantage/zero_std_group_frac", "curriculum/level/mean", "judge/win_rate", "length/words/mean",
           "reward/pairwise/mean", "reward/total/mean", "reward/length/mean", "timing/step_s", "train/loss",
@@ -40,3 +49,15 @@ def test_refresh_writes_the_view_with_the_experiments_metrics(tmp_path):
     assert VIEW_TAG == f"mlflow.sharedViewState.{VIEW_KEY}" and envelope["name"] == VIEW_NAME
     sections = [s["name"] for s in json.loads(envelope["state"])["compareRunSections"]]
     assert sections == ["reward/total", "train"]
+    grouped = json.loads(client.get_experiment(experiment_id).tags[GROUPS_VIEW_TAG])
+    assert grouped["name"] == GROUPS_VIEW_NAME
+    assert [s["name"] for s in json.loads(grouped["state"])["compareRunSections"]] == ["reward/total", "train"]
+
+
+def test_the_groups_view_groups_by_the_seed_groups_tag_and_lists_only_their_runs():
+    state = view_state(LOGGED, grouped=True)
+    assert state["groupBy"] == {"aggregateFunction": "average",
+                                "groupByKeys": [{"mode": "tag", "groupByData": "longwriter.group"}]}
+    assert state["searchFilter"] == "tags.`longwriter.group` LIKE '%'" and state["useGroupedValuesInCharts"] is True
+    assert state["selectedColumns"] == view_state(LOGGED)["selectedColumns"]
+    assert "groupBy" not in view_state(LOGGED)

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 from omegaconf import DictConfig, OmegaConf
 
 from longwriter.tracking.redact import flatten, redact
-from longwriter.tracking.ui_view import VIEW_TAG, ensure_runs_view, refresh_runs_view, view_tag_value
+from longwriter.tracking.ui_view import ensure_runs_view, refresh_runs_view, view_tags
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def _setup_experiment(tracking_cfg: DictConfig) -> str:
             Path(str(artifact_location)).mkdir(parents=True, exist_ok=True)
             artifact_location = Path(str(artifact_location)).resolve().as_uri()
         experiment_id = mlflow.create_experiment(name, artifact_location=artifact_location,
-                                                 tags={EXPERIMENT_KIND_TAG: TRAINING_KIND, VIEW_TAG: view_tag_value()})
+                                                 tags={EXPERIMENT_KIND_TAG: TRAINING_KIND, **view_tags()})
         return experiment_id
 
 

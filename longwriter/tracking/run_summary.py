@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from longwriter.tracking.objective import logged_history
-from longwriter.tracking.ui_view import runs_page
+from longwriter.tracking.ui_view import VIEW_KEY, runs_page
 
 REWARD = "reward/total/mean"
 # (metric, label) reported first-quarter -> last-quarter when the run logged them.
@@ -79,10 +79,11 @@ def ui_pointer(tracking_uri: str, experiment_id: str, run_id: str) -> str:
     return f"{command}  then open http://127.0.0.1:5000/{run_page(experiment_id, run_id)}"
 
 
-def runs_table_url(tracking_uri: str, experiment_id: str) -> str:
-    """The experiment's runs table with the objective, reward and main params as columns (ui_view.py)."""
+def runs_table_url(tracking_uri: str, experiment_id: str, view: str = VIEW_KEY) -> str:
+    """The experiment's runs table with the objective, reward and main params as columns, through a
+    saved view (ui_view.py: VIEW_KEY, or GROUPS_VIEW_KEY: one row per seed group)."""
     base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-    return f"{base}/{runs_page(experiment_id)}"
+    return f"{base}/{runs_page(experiment_id, view)}"
 
 
 def run_page(experiment_id: str, run_id: str) -> str:

@@ -119,24 +119,14 @@ class MlflowSweepCallback(Callback):
         if parent is None:
             return
         client = MlflowClient(str(config.tracking.tracking_uri))
-        failed = job_return.status == JobStatus.FAILED
-        run_file = Path(str(config.hydra.runtime.output_dir)) / RUN_INFO_FILE
-        if run_file.exists():
-            run_id = json.loads(run_file.read_text())["run_id"]
-        elif failed:  # the trial died before its MLflow run started: record it anyway
-            run_id = client.create_run(parent["experiment_id"], run_name=_run_name(config),
-                                       tags={"mlflow.parentRunId": parent["run_id"]}).info.run_id
-        else:
+        run_id = record_job_run(client, parent, config, job_return)
+        if run_id is None:
             return
         client.set_tag(run_id, STUDY_TAG, parent["study"])
         client.set_tag(run_id, JOB_TAG, str(config.hydra.job.num))
         trial = running_trial_number(parent, list(config.hydra.overrides.task))
         if trial is not None:
             client.set_tag(run_id, TRIAL_TAG, str(trial))
-        if failed:
-            error = job_return._return_value  # the `return_value` property re-raises it
-            client.set_tag(run_id, ERROR_TAG, f"{type(error).__name__}: {error}"[:5000])
-            client.set_terminated(run_id, "FAILED")
         if self._open is not None:
             self._open["trial"] = self._open["run_file"] = None  # the sweeper records this trial itself
 
@@ -154,6 +144,27 @@ class MlflowSweepCallback(Callback):
         finally:
             parent["client"].set_terminated(parent["run_id"], status)
             print("\n".join(sweep_summary_lines(parent, status)), flush=True)
+
+
+def record_job_run(client: Any, parent: dict[str, Any], config: DictConfig, job_return: JobReturn) -> str | None:
+    """The MLflow run of a multirun job that just ended (in the job's process): the one its folder
+    names, or for a job that failed before its run started, a FAILED child run of `parent` made now,
+    so every failed job is listed. A failed job's run gets the error as a tag and ends FAILED.
+    None for a job that succeeded without a run (a dry run)."""
+    failed = job_return.status == JobStatus.FAILED
+    run_file = Path(str(config.hydra.runtime.output_dir)) / RUN_INFO_FILE
+    if run_file.exists():
+        run_id = json.loads(run_file.read_text())["run_id"]
+    elif failed:
+        run_id = client.create_run(parent["experiment_id"], run_name=_run_name(config),
+                                   tags={"mlflow.parentRunId": parent["run_id"]}).info.run_id
+    else:
+        return None
+    if failed:
+        error = job_return._return_value  # the `return_value` property re-raises it
+        client.set_tag(run_id, ERROR_TAG, f"{type(error).__name__}: {error}"[:5000])
+        client.set_terminated(run_id, "FAILED")
+    return run_id
 
 
 def sweep_summary_lines(parent: dict[str, Any], status: str) -> list[str]:

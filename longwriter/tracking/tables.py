@@ -18,9 +18,11 @@ def _table_value(value: Any) -> Any:
     return value
 
 
-def log_table(rows: Sequence[Mapping[str, Any]], artifact_file: str) -> None:
+def log_table(rows: Sequence[Mapping[str, Any]], artifact_file: str, client: Any = None,
+              run_id: str | None = None) -> None:
     """`rows` (dicts; the union of their keys, in first-seen order, are the columns) as an MLflow table
-    artifact of the active run; NaN and missing cells become empty."""
+    artifact of the active run (or, given an `MlflowClient`, of `run_id`); NaN and missing cells become
+    empty."""
     import mlflow
     import pandas as pd
 
@@ -29,7 +31,10 @@ def log_table(rows: Sequence[Mapping[str, Any]], artifact_file: str) -> None:
         columns += [key for key in row if key not in columns]
     frame = pd.DataFrame([{c: _table_value(row.get(c)) for c in columns} for row in rows], columns=columns)
     frame = frame.astype(object).where(frame.notna(), None)
-    mlflow.log_table(frame, artifact_file=artifact_file)
+    if client is not None:
+        client.log_table(run_id, frame, artifact_file=artifact_file)
+    else:
+        mlflow.log_table(frame, artifact_file=artifact_file)
 
 
 SAMPLES_TABLE = "samples/samples.json"  # a training run's logged completions, one row each (with `step`)

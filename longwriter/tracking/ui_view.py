@@ -24,6 +24,12 @@ from typing import Any, Iterable
 VIEW_KEY = "longwriter-runs"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
 VIEW_NAME = "longwriter runs"
+# The same table with the seeds of each seed group (runs tagged longwriter.group, seed_groups.py)
+# folded into one row per group: the UI's "Group by" on that tag, and its charts draw each group as
+# one line (the mean over its runs) with a min..max band.
+GROUPS_VIEW_KEY = "longwriter-groups"
+GROUPS_VIEW_TAG = f"mlflow.sharedViewState.{GROUPS_VIEW_KEY}"
+GROUPS_VIEW_NAME = "longwriter seed groups"
 METRIC_COLUMNS = ("objective", "reward/total/mean")
 PARAM_COLUMNS = ("reward.name", "model.name", "data.name", "engine.learning_rate", "engine.beta",
                  "engine.max_steps")
@@ -56,9 +62,10 @@ def chart_sections(metrics: Iterable[str]) -> list[str]:
     return sorted((s for s in sections if s is not None), key=rank)
 
 
-def view_state(metrics: Iterable[str] = ()) -> dict[str, Any]:
+def view_state(metrics: Iterable[str] = (), grouped: bool = False) -> dict[str, Any]:
     """The table state the view restores (the UI's own field names): columns, and chart sections in
-    order (`isAccordionReordered` keeps that order; the UI fills each section with its metrics)."""
+    order (`isAccordionReordered` keeps that order; the UI fills each section with its metrics).
+    `grouped`: the seed groups' view: only runs of a seed group, grouped by their group tag."""
     columns = [_column("metrics", m) for m in METRIC_COLUMNS] + [_column("params", p) for p in PARAM_COLUMNS]
     # Best objective first: a leaderboard, with a sweep's trials listed flat (so the chart mode draws them;
     # folded under their parent they would not be drawn). The parent (no objective) comes last.
@@ -69,24 +76,36 @@ def view_state(metrics: Iterable[str] = ()) -> dict[str, Any]:
         state.update(compareRunSections=[{"name": name, "uuid": f"longwriter-{name}", "display": True,
                                           "isReordered": False} for name in sections],
                      compareRunCharts=[], isAccordionReordered=True)
+    if grouped:
+        from longwriter.tracking.seed_groups import GROUP_TAG
+
+        state.update(groupBy={"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": GROUP_TAG}]},
+                     useGroupedValuesInCharts=True, searchFilter=f"tags.`{GROUP_TAG}` LIKE '%'")
     return state
 
 
-def view_tag_value(metrics: Iterable[str] = (), now_ms: int | None = None) -> str:
+def view_tag_value(metrics: Iterable[str] = (), now_ms: int | None = None, grouped: bool = False) -> str:
     """The tag's value: the UI's saved-view envelope {name, createdAt, updatedAt, state (JSON text)}."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    return json.dumps({"name": VIEW_NAME, "createdAt": now_ms, "updatedAt": now_ms,
-                       "state": json.dumps(view_state(metrics))})
+    return json.dumps({"name": GROUPS_VIEW_NAME if grouped else VIEW_NAME, "createdAt": now_ms, "updatedAt": now_ms,
+                       "state": json.dumps(view_state(metrics, grouped))})
+
+
+def view_tags(metrics: Iterable[str] = ()) -> dict[str, str]:
+    """{experiment tag: value} of both views."""
+    metrics = list(metrics)
+    return {VIEW_TAG: view_tag_value(metrics), GROUPS_VIEW_TAG: view_tag_value(metrics, grouped=True)}
 
 
 def ensure_runs_view(client: Any, experiment: Any) -> None:
-    """Add the view to an experiment (an `mlflow.entities.Experiment`) that has none under VIEW_KEY."""
-    if VIEW_TAG not in (experiment.tags or {}):
-        client.set_experiment_tag(experiment.experiment_id, VIEW_TAG, view_tag_value())
+    """Add the views to an experiment (an `mlflow.entities.Experiment`) that lacks them."""
+    for tag, value in view_tags().items():
+        if tag not in (experiment.tags or {}):
+            client.set_experiment_tag(experiment.experiment_id, tag, value)
 
 
 def refresh_runs_view(client: Any, experiment_id: str) -> None:
-    """Rewrite the view with chart sections for every metric the experiment's runs have logged."""
+    """Rewrite the views with chart sections for every metric the experiment's runs have logged."""
     metrics: set[str] = set()
     page_token = None
     while True:
@@ -96,9 +115,10 @@ def refresh_runs_view(client: Any, experiment_id: str) -> None:
         page_token = page.token
         if not page_token:
             break
-    client.set_experiment_tag(experiment_id, VIEW_TAG, view_tag_value(metrics))
+    for tag, value in view_tags(metrics).items():
+        client.set_experiment_tag(experiment_id, tag, value)
 
 
-def runs_page(experiment_id: str) -> str:
-    """The experiment's runs table in the model-training view, through the saved view."""
-    return f"#/experiments/{experiment_id}/runs?workflowType=machine_learning&viewStateShareKey={VIEW_KEY}"
+def runs_page(experiment_id: str, key: str = VIEW_KEY) -> str:
+    """The experiment's runs table in the model-training view, through a saved view."""
+    return f"#/experiments/{experiment_id}/runs?workflowType=machine_learning&viewStateShareKey={key}"
