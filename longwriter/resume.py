@@ -22,7 +22,7 @@ from typing import Any, Iterable
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from longwriter.errors import ConfigError
-from longwriter.tracking.redact import REDACTED, flatten, redact
+from longwriter.tracking.redact import HYDRA_DIR, REDACTED, flatten, redact, write_hydra_files
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def _baseline(config_name: str = "train") -> DictConfig:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from longwriter.paths import CONF_DIR
+    from longwriter.config_tools import CONF_DIR
 
     if GlobalHydra.instance().is_initialized():
         return compose(config_name=config_name, overrides=[])
@@ -171,6 +171,21 @@ def record_resume(output_dir: Path, accepted: dict[str, tuple[Any, Any]]) -> dic
     if accepted:
         logger.info("resume accepts: %s", ", ".join(f"{k} {o!r} -> {n!r}" for k, (o, n) in accepted.items()))
     return record
+
+
+def save_resume_hydra_files(task_cfg: DictConfig, output_dir: Path) -> Path | None:
+    """For an accepted resume, inside the Hydra job: `.hydra/resume-<timestamp>/` (the run's own
+    `.hydra/` stays as its first start wrote it)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        hydra_cfg = HydraConfig.get()
+    except ValueError:  # not a Hydra app
+        return None
+    folder = output_dir / HYDRA_DIR / f"resume-{time.strftime('%Y%m%d-%H%M%S')}"
+    write_hydra_files(OmegaConf.to_container(task_cfg, resolve=False),
+                      {"hydra": OmegaConf.to_container(hydra_cfg, resolve=False)}, folder)
+    return folder
 
 
 def checkpoint_step(checkpoint: str | None) -> int:

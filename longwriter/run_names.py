@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from longwriter.tracking.redact import redact_override
 
 MAX_NAME_LEN = 120
+PARENT_FILE = "mlflow_parent_run.json"  # in a sweep's folder: the parent MLflow run and the Optuna study (sweep_callback)
 _SWEEP_FUNCTIONS = ("choice(", "range(", "interval(", "glob(", "tag(")
 
 
@@ -82,9 +83,20 @@ def _user_run_name(hydra_cfg: Any) -> str | None:
     return None
 
 
-def _trial_number(hydra_cfg: Any, task_overrides: list[str]) -> int | None:
-    from longwriter.tracking.sweep_callback import PARENT_FILE, running_trial_number
+def running_trial_number(parent: dict[str, str], overrides: list[str]) -> int | None:
+    """The Optuna trial this job ran: the running trial whose params are among the job's overrides
+    (the sweeper writes each param as `name=value`; it tells the result only after the job ends)."""
+    import optuna
 
+    study = optuna.load_study(study_name=parent["study"], storage=parent["storage"])
+    given = set(overrides)
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if trial.params and all(f"{k}={v}" in given for k, v in trial.params.items()):
+            return trial.number
+    return None
+
+
+def _trial_number(hydra_cfg: Any, task_overrides: list[str]) -> int | None:
     parent_file = Path(str(hydra_cfg.sweep.dir)) / PARENT_FILE
     if not parent_file.exists():
         return None
