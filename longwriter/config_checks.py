@@ -106,11 +106,22 @@ FRACTION = number(0.0, 1.0)
 PROBABILITY_MASS = number(0.0, 1.0, low_open=True)  # top_p, GPU memory share
 
 
-# Registries whose names are config values; imported when checked (none of them loads torch).
-def _engines() -> list[str]:
-    from longwriter.engines import _ENGINES
+# The engines, kept here (below the engines layer) because `engine.name` is a config value checked
+# before any engine is imported: name -> the module whose `run(cfg, output_dir)` trains with it
+# (`longwriter.engines.run_training` imports it only when chosen: heavy imports).
+ENGINES: dict[str, str] = {
+    "trl": "longwriter.engines.trl_engine.run",
+    "verl": "longwriter.engines.verl.launcher",
+}
+# engine -> the rollout backends it supports (`engine.rollout.backend`; longwriter.engines.vocabulary names it too).
+ROLLOUT_BACKENDS: dict[str, tuple[str, ...]] = {"trl": ("transformers", "vllm"), "verl": ("vllm", "sglang")}
 
-    return sorted(_ENGINES)
+
+def engine_names() -> list[str]:
+    return sorted(ENGINES)
+
+
+# Registries whose names are config values; imported when checked (none of them loads torch).
 
 
 def _combiners() -> list[str]:
@@ -148,7 +159,7 @@ MAX_STEPS = whole(1, null=True, says="must be a whole number of GRPO steps, at l
                                      "or null for engine.num_train_epochs passes over the data")
 
 ENGINE: dict[str, Rule] = {
-    "engine.name": one_of(_engines),
+    "engine.name": one_of(engine_names),
     "engine.dry_run": FLAG,
     "engine.max_steps": MAX_STEPS,
     "engine.num_train_epochs": number(0, low_open=True),
@@ -268,8 +279,6 @@ def _grpo_group(cfg: DictConfig) -> str | None:
 
 
 def _rollout_of_engine(cfg: DictConfig) -> str | None:
-    from longwriter.engines.vocabulary import ROLLOUT_BACKENDS
-
     engine, backend = _get(cfg, "engine.name"), _get(cfg, "engine.rollout.backend")
     allowed = ROLLOUT_BACKENDS.get(engine)
     if allowed and backend in ("transformers", "vllm", "sglang") and backend not in allowed:

@@ -1,4 +1,5 @@
-"""Small helpers every layer uses on configs: a plain dict from a config, and a second preset by name.
+"""Small helpers every layer uses on configs: where conf/ lives, a plain dict from a config, and a second
+preset by name.
 
 Hydra composes one preset per config group; where a value names another preset of a group (the
 evaluator's `eval.data`, a reference writer's `model`, a model config's `tokenizer_from`), it is
@@ -14,7 +15,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from longwriter.errors import ConfigError
-from longwriter.paths import CONF_DIR
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+CONF_DIR = PACKAGE_DIR.parent / "conf"  # the presets Hydra composes from
 
 
 def plain(cfg: Any) -> dict[str, Any]:

@@ -5,9 +5,11 @@ and secret-free copies of the files Hydra would save.
   `resume_from=` that is not a run folder, a run name that is already taken and a config value of
   the wrong type or range (`longwriter.config_checks`) each stop with one `error:` line (exit 2)
   and nothing written.
-- on_job_start: `.hydra/{config,hydra,overrides}.yaml` written with secrets hidden (the configs set
+- on_job_start: `.hydra/{config,hydra,overrides}.yaml` written with secrets hidden
+  (`longwriter.tracking.redact.save_redacted_hydra_files`; the configs set
   `hydra.output_subdir: null`, so Hydra's own unredacted copies are never written); a resumed run
-  keeps its original `.hydra/` and, once the resume is accepted, gets `.hydra/resume-<timestamp>/`.
+  keeps its original `.hydra/` and, once the resume is accepted, gets `.hydra/resume-<timestamp>/`
+  (`longwriter.resume.save_resume_hydra_files`).
   A multirun's `multirun.yaml` is rewritten redacted.
 - on_multirun_start: the launcher's `#<n> : <overrides>` log lines are redacted.
 """
@@ -16,17 +18,15 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from longwriter.tracking.redact import redact, redact_override, redact_overrides
+from longwriter.tracking.redact import HYDRA_DIR, redact_hydra, redact_override, save_redacted_hydra_files
 
 RUN_INFO_FILE = "mlflow_run.json"  # written by longwriter.tracking.mlflow_run (kept import-light here)
-HYDRA_DIR = ".hydra"
 
 
 def _stop(message: str) -> None:
@@ -105,46 +105,4 @@ class RunGuardCallback(Callback):
         multirun_file = Path(str(config.hydra.sweep.dir)) / "multirun.yaml"
         if multirun_file.exists():
             plain = OmegaConf.to_container(OmegaConf.load(multirun_file), resolve=False)
-            multirun_file.write_text(OmegaConf.to_yaml(_redact_hydra(plain)))
-
-
-def _redact_hydra(plain: dict) -> dict:
-    plain = redact(plain)
-    hydra = plain.get("hydra") if "hydra" in plain else plain
-    overrides = hydra.get("overrides") or {}
-    for kind in ("task", "hydra"):
-        if overrides.get(kind):
-            overrides[kind] = redact_overrides(overrides[kind])
-    job = hydra.get("job") or {}
-    if job.get("override_dirname"):
-        job["override_dirname"] = ",".join(redact_overrides(job["override_dirname"].split(",")))
-    return plain
-
-
-def save_redacted_hydra_files(config: DictConfig, folder: Path) -> None:
-    """Hydra's three files, with the values of secret-like keys and opaque subtrees hidden."""
-    plain = OmegaConf.to_container(config, resolve=False)
-    _write_hydra_files(plain, {"hydra": plain.pop("hydra")}, folder)
-
-
-def save_resume_hydra_files(task_cfg: DictConfig, output_dir: Path) -> Path | None:
-    """For an accepted resume, inside the Hydra job: `.hydra/resume-<timestamp>/` (the run's own
-    `.hydra/` stays as its first start wrote it)."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        hydra_cfg = HydraConfig.get()
-    except ValueError:  # not a Hydra app
-        return None
-    folder = output_dir / HYDRA_DIR / f"resume-{time.strftime('%Y%m%d-%H%M%S')}"
-    _write_hydra_files(OmegaConf.to_container(task_cfg, resolve=False),
-                       {"hydra": OmegaConf.to_container(hydra_cfg, resolve=False)}, folder)
-    return folder
-
-
-def _write_hydra_files(task_plain: dict, hydra_plain: dict, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.yaml").write_text(OmegaConf.to_yaml(redact(task_plain)))
-    (folder / "hydra.yaml").write_text(OmegaConf.to_yaml(_redact_hydra(hydra_plain)))
-    overrides = redact_overrides(hydra_plain["hydra"].get("overrides", {}).get("task") or [])
-    (folder / "overrides.yaml").write_text(OmegaConf.to_yaml(overrides))
+            multirun_file.write_text(OmegaConf.to_yaml(redact_hydra(plain)))

@@ -1,4 +1,9 @@
-"""Where the project lives, so that configs can use absolute paths from any working directory."""
+"""Where the project lives, so that configs can use absolute paths from any working directory, and
+what Hydra needs before composing (resolvers, typed schemas, open passthrough nodes).
+
+`CONF_DIR` and `PACKAGE_DIR` live in `longwriter.config_tools` (the foundations layer, which reads
+presets from conf/) and are named here too.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,11 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-CONF_DIR = PACKAGE_DIR.parent / "conf"
+from longwriter.config_schema import register_config_schemas
+from longwriter.config_tools import CONF_DIR, PACKAGE_DIR
+
+__all__ = ["CONF_DIR", "PACKAGE_DIR", "launch_time", "project_root", "register_passthrough_nodes",
+           "register_resolvers"]
 
 
 def project_root() -> Path:
@@ -37,8 +45,6 @@ def launch_time() -> float:
 def register_resolvers() -> None:
     """Register `${lw_root:}`, `${lw_or:a,b}` and the open engine passthrough nodes once; Hydra apps and
     the compose API both call this before composing."""
-    from longwriter.config_schema import register_config_schemas
-
     register_config_schemas()
     register_passthrough_nodes()
     if not OmegaConf.has_resolver("lw_root"):

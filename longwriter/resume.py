@@ -8,26 +8,35 @@ Only the keys in `SAFE_ON_RESUME` (how long to train, how often to log/save, jud
 may change; they are applied and recorded in `<run>/resumes.jsonl` and the MLflow run.
 
 Hidden values (secrets, `extra_body`) are not in the saved config: they come from this invocation.
+
+A resume continues from the newest intact checkpoint. A checkpoint is published by the last file
+its save writes, `checkpoint_complete.json` (written to a temporary name, then renamed: a kill or a
+full disk never leaves half of it), which lists every file and its size; a folder without it, or
+whose files no longer match it, or whose safetensors are cut short, is damaged: the resume says so
+in one line and takes the newest intact one before it, or stops with one message when none is.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import struct
 import time
 from pathlib import Path
 from typing import Any, Iterable
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from longwriter.errors import ConfigError
-from longwriter.tracking.redact import REDACTED, flatten, redact
+from longwriter.errors import ConfigError, LongwriterError
+from longwriter.tracking.redact import HYDRA_DIR, REDACTED, flatten, redact, write_hydra_files
 
 logger = logging.getLogger(__name__)
 
 RUN_CONFIG_FILE = "run_config.yaml"
 RESUMES_FILE = "resumes.jsonl"
+CHECKPOINT_COMPLETE_FILE = "checkpoint_complete.json"  # written last by a save (see the module doc)
 # Keys a resume may change: they say how long and how visibly to train, not what is trained.
 SAFE_ON_RESUME = (
     "engine.max_steps", "engine.logging_steps", "engine.save_steps", "engine.save_total_limit",
@@ -65,7 +74,7 @@ def _baseline(config_name: str = "train") -> DictConfig:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from longwriter.paths import CONF_DIR
+    from longwriter.config_tools import CONF_DIR
 
     if GlobalHydra.instance().is_initialized():
         return compose(config_name=config_name, overrides=[])
@@ -173,6 +182,21 @@ def record_resume(output_dir: Path, accepted: dict[str, tuple[Any, Any]]) -> dic
     return record
 
 
+def save_resume_hydra_files(task_cfg: DictConfig, output_dir: Path) -> Path | None:
+    """For an accepted resume, inside the Hydra job: `.hydra/resume-<timestamp>/` (the run's own
+    `.hydra/` stays as its first start wrote it)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        hydra_cfg = HydraConfig.get()
+    except ValueError:  # not a Hydra app
+        return None
+    folder = output_dir / HYDRA_DIR / f"resume-{time.strftime('%Y%m%d-%H%M%S')}"
+    write_hydra_files(OmegaConf.to_container(task_cfg, resolve=False),
+                      {"hydra": OmegaConf.to_container(hydra_cfg, resolve=False)}, folder)
+    return folder
+
+
 def checkpoint_step(checkpoint: str | None) -> int:
     """`.../checkpoint-12` (TRL) or `.../global_step_12` (verl) -> 12; no checkpoint -> 0 (training restarts from the beginning)."""
     if not checkpoint:
@@ -196,3 +220,95 @@ def log_resume(cfg: DictConfig, run_id: str, output_dir: Path, checkpoint: str |
     mlflow.log_text(json.dumps(record, indent=1, default=str), f"resumes/resume_{len(lines):03d}.json")
     mlflow.set_tags({"longwriter.resumes": str(len(lines)),
                      **{f"resumed.{k}": str(v["to"]) for k, v in record["changed"].items()}})
+
+
+class DamagedCheckpointError(LongwriterError):
+    """Checkpoints exist but none is intact: nothing to resume from."""
+
+
+def mark_checkpoint_complete(folder: Path) -> Path:
+    """Publish a finished save: `checkpoint_complete.json` listing every file of `folder` and its size,
+    written under a temporary name and renamed (so it is whole or absent)."""
+    files = {str(f.relative_to(folder)): f.stat().st_size for f in sorted(folder.rglob("*"))
+             if f.is_file() and f.name != CHECKPOINT_COMPLETE_FILE and not f.name.startswith(".")}
+    final = folder / CHECKPOINT_COMPLETE_FILE
+    temporary = folder / f".{CHECKPOINT_COMPLETE_FILE}.tmp"
+    with temporary.open("w") as fh:
+        json.dump({"step": checkpoint_step(str(folder)), "files": files}, fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(temporary, final)
+    return final
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """Why a .safetensors file is not whole (its header names more bytes than the file has), or None."""
+    size = path.stat().st_size
+    try:
+        with path.open("rb") as fh:
+            (header_len,) = struct.unpack("<Q", fh.read(8))
+            if header_len > size - 8:
+                return f"{path.name} is cut short ({size} bytes, its header alone needs {header_len + 8})"
+            header = json.loads(fh.read(header_len))
+    except (struct.error, ValueError, UnicodeDecodeError):
+        return f"{path.name} has no readable safetensors header ({size} bytes)"
+    end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    if size != 8 + header_len + end:
+        return f"{path.name} is cut short ({size} of {8 + header_len + end} bytes)"
+    return None
+
+
+def checkpoint_problem(folder: Path, marker_expected: bool = True) -> str | None:
+    """Why a TRL checkpoint folder cannot be resumed from, or None when it is intact.
+
+    `marker_expected=False` reads a run started before checkpoints were marked complete: then only
+    the Trainer's last file (trainer_state.json) and the safetensors are checked."""
+    marker = folder / CHECKPOINT_COMPLETE_FILE
+    if marker.exists():
+        try:
+            listed = json.loads(marker.read_text())["files"]
+        except (ValueError, KeyError, TypeError):
+            return f"{CHECKPOINT_COMPLETE_FILE} is unreadable"
+        for name, size in listed.items():
+            path = folder / name
+            if not path.is_file():
+                return f"{name} is missing"
+            if path.stat().st_size != size:
+                return f"{name} is {path.stat().st_size} bytes, {size} when saved"
+    elif marker_expected:
+        return f"the save did not finish (no {CHECKPOINT_COMPLETE_FILE})"
+    try:
+        json.loads((folder / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return "trainer_state.json is missing or unreadable (the save did not finish)"
+    for path in sorted(folder.rglob("*.safetensors")):
+        problem = _safetensors_problem(path)
+        if problem:
+            return problem
+    return None
+
+
+def newest_intact_checkpoint(folder: Path, what: str = "") -> str | None:
+    """The newest `checkpoint-N` under `folder` that is intact (`checkpoint_problem`); damaged newer
+    ones are named in one warning line. None when there is no checkpoint at all; when there are some
+    but none is intact, a DamagedCheckpointError naming each and what to do."""
+    found = [(int(p.name.split("-", 1)[1]), p) for p in folder.glob("checkpoint-*")
+             if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name)] if folder.is_dir() else []
+    found.sort(reverse=True)
+    marker_expected = any((p / CHECKPOINT_COMPLETE_FILE).exists() for _, p in found)
+    damaged = []
+    for _, path in found:
+        problem = checkpoint_problem(path, marker_expected)
+        if problem is None:
+            if damaged:
+                logger.warning("resume: skipping damaged checkpoint %s; resuming from %s",
+                               "; ".join(damaged), path.name)
+            return str(path)
+        damaged.append(f"{path.name} ({problem})")
+        # Unpublished until a save rewrites it whole: a stale marker must not vouch for a half re-save.
+        (path / CHECKPOINT_COMPLETE_FILE).unlink(missing_ok=True)
+    if damaged:
+        raise DamagedCheckpointError(
+            f"{what or folder}: no intact checkpoint to resume from: {'; '.join(damaged)}. Delete the damaged "
+            f"checkpoint folder(s) under {folder} to restart this run from step 0, or start a new run (another run_name)")
+    return None

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from longwriter.tracking.redact import redact_override
 
 MAX_NAME_LEN = 120
+PARENT_FILE = "mlflow_parent_run.json"  # in a sweep's folder: the parent MLflow run and the Optuna study (sweep_callback)
 _SWEEP_FUNCTIONS = ("choice(", "range(", "interval(", "glob(", "tag(")
 
 
@@ -83,19 +84,28 @@ def _user_run_name(hydra_cfg: Any) -> str | None:
     return None
 
 
+def running_trial_number(parent: dict[str, str], overrides: list[str]) -> int | None:
+    """The Optuna trial this job ran: the running trial whose params are among the job's overrides
+    (the sweeper writes each param as `name=value`; it tells the result only after the job ends)."""
+    import optuna
+
+    study = optuna.load_study(study_name=parent["study"], storage=parent["storage"])
+    given = set(overrides)
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if trial.params and all(f"{k}={v}" in given for k, v in trial.params.items()):
+            return trial.number
+    return None
+
+
 def _parent_info(hydra_cfg: Any) -> dict[str, Any] | None:
     """What the sweep's callback wrote into the sweep folder (its MLflow parent run), if anything."""
     import json
-
-    from longwriter.tracking.sweep_callback import PARENT_FILE
 
     parent_file = Path(str(hydra_cfg.sweep.dir)) / PARENT_FILE
     return json.loads(parent_file.read_text()) if parent_file.exists() else None
 
 
 def _trial_number(hydra_cfg: Any, task_overrides: list[str]) -> int | None:
-    from longwriter.tracking.sweep_callback import running_trial_number
-
     parent = _parent_info(hydra_cfg)
     if parent is None:
         return None

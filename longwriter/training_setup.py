@@ -8,7 +8,7 @@ life (check, close) is `judges/lifecycle.py`'s.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,6 @@ class RewardSetup:
     recipe: Any
     curriculum: Any | None
     judge_backend: Any | None
-    prompt_template: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def component_types(reward_cfg: DictConfig) -> dict[str, str]:
@@ -107,5 +105,4 @@ def build_reward_setup(cfg: DictConfig, output_dir: Path, curriculum_path: Path 
         recipe=judged_recipe(reward_cfg, backend, curriculum, completion_budget(cfg)),
         curriculum=curriculum,
         judge_backend=backend,
-        prompt_template=str(reward_cfg.get("prompt_template", "plain")),
     )

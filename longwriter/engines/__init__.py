@@ -1,6 +1,7 @@
 """Training engines: thin adapters from the project's config to a trainer (TRL or verl).
 
-Engines are looked up by `engine.name`; each module registers itself with `register_engine`.
+Engines are looked up by `engine.name` in `longwriter.config_checks.ENGINES` (name -> module), which
+sits below this package so that a config is checked without importing any engine.
 """
 
 from __future__ import annotations
@@ -13,17 +14,12 @@ from typing import Callable
 
 from omegaconf import DictConfig
 
-from longwriter.config_checks import check_config
+from longwriter.config_checks import ENGINES, check_config
 from longwriter.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 EngineFn = Callable[[DictConfig, Path], "float | None"]
-_ENGINES: dict[str, str] = {
-    # name -> module defining `run(cfg, output_dir)`; imported only when chosen (heavy imports).
-    "trl": "longwriter.engines.trl_engine.run",
-    "verl": "longwriter.engines.verl.launcher",
-}
 
 
 def resolve_output_dir(cfg: DictConfig) -> Path:
@@ -56,8 +52,7 @@ def prepare_run(cfg: DictConfig) -> tuple[DictConfig, Path]:
     """
     from omegaconf import open_dict
 
-    from longwriter.hydra_guard import save_resume_hydra_files
-    from longwriter.resume import record_resume, restore_config, save_run_config
+    from longwriter.resume import record_resume, restore_config, save_resume_hydra_files, save_run_config
     from longwriter.run_names import job_run_name
 
     output_dir = resolve_output_dir(cfg)
@@ -82,7 +77,7 @@ def run_training(cfg: DictConfig) -> float | None:
     check_config(cfg, "train")  # values' types and ranges (the CLI has checked them already; callers in code too)
     name = str(cfg.engine.name)
     cfg, output_dir = prepare_run(cfg)
-    module = importlib.import_module(_ENGINES[name])
+    module = importlib.import_module(ENGINES[name])
     result = module.run(cfg, output_dir)
     if cfg.engine.get("dry_run"):
         return dry_run_objective(cfg)

@@ -12,6 +12,7 @@ from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
+from longwriter.config_checks import ROLLOUT_BACKENDS
 from longwriter.errors import ConfigError
 
 # shared key -> (TRL GRPOConfig field(s), verl ppo_trainer key(s)); "" = handled in the adapter (note).
@@ -59,7 +60,6 @@ VERL_ONLY = ("algorithm", "strategy", "nnodes", "n_gpus_per_node", "ppo_mini_bat
              "use_dynamic_bsz", "critic_lr", "entropy_coeff", "loss_agg_mode", "kl_loss_type", "kl_in_reward",
              "val_temperature", "val_size", "val_before_train", "reward_workers", "curriculum_actor", "allow_local_judge", "judge_cache_dir")
 PASSTHROUGH = ("trl", "verl")   # raw engine keys: engine.trl.<GRPOConfig field>, engine.verl.<verl key>
-ROLLOUT_BACKENDS = {"trl": ("transformers", "vllm"), "verl": ("vllm", "sglang")}
 VLLM_MODES = ("colocate", "server")
 
 

@@ -20,7 +20,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from longwriter.advantages import COMBINERS, DEFAULT_COMBINE, DEFAULT_EPS, combine_advantages, weighted_reward_sum
+# The built-in components register themselves when imported (build_recipe looks them up by name).
+import longwriter.rewards.brpo  # noqa: F401
+import longwriter.rewards.format  # noqa: F401
+import longwriter.rewards.length  # noqa: F401
+import longwriter.rewards.overlong  # noqa: F401
+import longwriter.rewards.pairwise  # noqa: F401
+import longwriter.rewards.quality  # noqa: F401
+from longwriter.advantages import COMBINERS, DEFAULT_COMBINE, DEFAULT_EPS, weighted_reward_sum
 from longwriter.config_tools import plain
 from longwriter.prompting import answer_part, apply_prompt_template, check_template
 from longwriter.rewards.base import BuildContext, RewardComponent, RolloutBatch, get_component_factory, nanmean, rate
@@ -102,17 +109,11 @@ class Recipe:
         metrics.update(batch_monitors(batch.samples, self.answers(batch.completions)))
         return RecipeScores(rewards, total, metrics, labels)
 
-    def advantages(self, scores: RecipeScores, group_index: np.ndarray) -> np.ndarray:
-        """[N] advantages of a scored batch, through the project's one formula (`combine_advantages`)."""
-        return combine_advantages(scores.rewards, self.weights, group_index, self.combine, self.eps)
-
 
 def build_recipe(reward_cfg: Mapping[str, Any], *, pairwise_judge: Any = None, pointwise_judge: Any = None,
                  curriculum: Any = None, reward_model: Any = None, max_completion_tokens: int | None = None) -> Recipe:
     """Build a `Recipe` from a reward config (see module doc); judges, curriculum and RM are passed in,
     and the engine's token budget per completion (`engine.max_completion_length`) where known."""
-    import longwriter.rewards  # noqa: F401  (registers the built-in components)
-
     cfg = plain(reward_cfg)
     name = str(cfg.get("name", "recipe"))
     unknown = sorted(set(cfg) - _RECIPE_KEYS)

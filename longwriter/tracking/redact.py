@@ -9,9 +9,13 @@ under any name. Keys that *name* an environment variable (e.g. `api_key_env: OPE
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any, Iterable
 
+from omegaconf import DictConfig, OmegaConf
+
 REDACTED = "***REDACTED***"
+HYDRA_DIR = ".hydra"  # where a run keeps its (redacted) copies of Hydra's config, hydra and overrides files
 _SECRET_KEY = re.compile(r"(api[_-]?key|secret|password|passwd|credential|authorization|(^|[_-])token$)", re.I)
 _NAMES_AN_ENV_VAR = re.compile(r"(_env|_env_var|_variable)$", re.I)
 # Token counts and limits are numbers, not secrets.
@@ -83,3 +87,32 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
         return out
     out[prefix.rstrip(".")] = value
     return out
+
+
+def redact_hydra(plain: dict) -> dict:
+    """A plain Hydra config (or a task config holding `hydra`) with secrets hidden, overrides included."""
+    plain = redact(plain)
+    hydra = plain.get("hydra") if "hydra" in plain else plain
+    overrides = hydra.get("overrides") or {}
+    for kind in ("task", "hydra"):
+        if overrides.get(kind):
+            overrides[kind] = redact_overrides(overrides[kind])
+    job = hydra.get("job") or {}
+    if job.get("override_dirname"):
+        job["override_dirname"] = ",".join(redact_overrides(job["override_dirname"].split(",")))
+    return plain
+
+
+def save_redacted_hydra_files(config: DictConfig, folder: Path) -> None:
+    """Hydra's three files, with the values of secret-like keys and opaque subtrees hidden."""
+    plain = OmegaConf.to_container(config, resolve=False)
+    write_hydra_files(plain, {"hydra": plain.pop("hydra")}, folder)
+
+
+def write_hydra_files(task_plain: dict, hydra_plain: dict, folder: Path) -> None:
+    """`config.yaml`, `hydra.yaml` and `overrides.yaml` in `folder`, secrets hidden."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(redact(task_plain)))
+    (folder / "hydra.yaml").write_text(OmegaConf.to_yaml(redact_hydra(hydra_plain)))
+    overrides = redact_overrides(hydra_plain["hydra"].get("overrides", {}).get("task") or [])
+    (folder / "overrides.yaml").write_text(OmegaConf.to_yaml(overrides))

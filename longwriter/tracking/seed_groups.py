@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from longwriter.tracking.run_summary import REWARD, TRACKED, following_quarters
+from longwriter.tracking.ui_view import GROUP_TAG  # defined beside the saved view that groups by it
 from longwriter.tracking.seed_stats import (
     REWARD_COMPONENT,
     GroupAggregate,
@@ -42,7 +43,6 @@ from longwriter.tracking.seed_stats import (
 
 logger = logging.getLogger(__name__)
 
-GROUP_TAG = "longwriter.group"            # on every seed's run: the group id
 SEED_TAG = "longwriter.group.seed"         # on every seed's run: its seed (a run that failed early has no params)
 GROUP_KIND_TAG = "longwriter.sweep.kind"   # "seeds" on a seed group's parent run
 ERROR_TAG = "longwriter.error"

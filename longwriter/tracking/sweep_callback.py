@@ -27,12 +27,12 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from longwriter.errors import ConfigError
+from longwriter.run_names import PARENT_FILE, job_run_name, running_trial_number
 from longwriter.tracking.mlflow_run import RUN_INFO_FILE, _setup_experiment
 from longwriter.tracking.objective import objective_metrics
 
 logger = logging.getLogger(__name__)
 
-PARENT_FILE = "mlflow_parent_run.json"
 ROLE_TAG = "longwriter.sweep.role"
 STUDY_TAG = "longwriter.sweep.study"
 STORAGE_TAG = "longwriter.sweep.storage"
@@ -245,19 +245,6 @@ def _check_objective(config: DictConfig) -> None:
                           f"{len(metrics)} ({metrics}); give one direction per objective metric")
 
 
-def running_trial_number(parent: dict[str, str], overrides: list[str]) -> int | None:
-    """The Optuna trial this job ran: the running trial whose params are among the job's overrides
-    (the sweeper writes each param as `name=value`; it tells the result only after the job ends)."""
-    import optuna
-
-    study = optuna.load_study(study_name=parent["study"], storage=parent["storage"])
-    given = set(overrides)
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if trial.params and all(f"{k}={v}" in given for k, v in trial.params.items()):
-            return trial.number
-    return None
-
-
 def _find_parent(client, experiment_id: str, study: str, storage: str) -> str | None:
     runs = client.search_runs([experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'parent'",
                               order_by=["attributes.start_time ASC"], max_results=1000)
@@ -324,8 +311,6 @@ def _log_study_results(client, run_id: str, study_name: str, storage: str) -> No
 
 
 def _run_name(config: DictConfig) -> str:
-    from longwriter.run_names import job_run_name
-
     try:
         return job_run_name(config, config.hydra)
     except Exception:  # the name's own interpolation may be what failed

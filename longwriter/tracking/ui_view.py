@@ -30,6 +30,7 @@ VIEW_NAME = "longwriter runs"
 GROUPS_VIEW_KEY = "longwriter-groups"
 GROUPS_VIEW_TAG = f"mlflow.sharedViewState.{GROUPS_VIEW_KEY}"
 GROUPS_VIEW_NAME = "longwriter seed groups"
+GROUP_TAG = "longwriter.group"  # on every seed-group run: the group id (tracking/seed_groups.py); the groups view groups by it
 METRIC_COLUMNS = ("objective", "reward/total/mean")
 PARAM_COLUMNS = ("reward.name", "model.name", "data.name", "engine.learning_rate", "engine.beta",
                  "engine.max_steps")
@@ -77,8 +78,6 @@ def view_state(metrics: Iterable[str] = (), grouped: bool = False) -> dict[str, 
                                           "isReordered": False} for name in sections],
                      compareRunCharts=[], isAccordionReordered=True)
     if grouped:
-        from longwriter.tracking.seed_groups import GROUP_TAG
-
         state.update(groupBy={"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": GROUP_TAG}]},
                      useGroupedValuesInCharts=True, searchFilter=f"tags.`{GROUP_TAG}` LIKE '%'")
     return state

@@ -1,5 +1,6 @@
 """Trainer callbacks: MLflow metrics with section/name/stat names, a progress line with ETA,
-sample generations as an MLflow table, and the curriculum state saved inside every checkpoint."""
+sample generations as an MLflow table, the curriculum state saved inside every checkpoint, and the
+mark that publishes a finished checkpoint (`longwriter.resume.mark_checkpoint_complete`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from transformers import ProgressCallback, TrainerCallback
 
 from longwriter.curriculum import CURRICULUM_FILE
+from longwriter.resume import mark_checkpoint_complete
 from longwriter.tracking.metric_names import rename_trl_metrics
 from longwriter.tracking.mlflow_run import log_metrics
 from longwriter.tracking.tables import SAMPLES_TABLE, log_table, training_sample_rows
@@ -138,6 +140,18 @@ class CurriculumCheckpointCallback(TrainerCallback):
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         folder.mkdir(parents=True, exist_ok=True)
         self.curriculum.export_json(folder / CURRICULUM_FILE)
+
+
+class CheckpointCompleteCallback(TrainerCallback):
+    """Marks each checkpoint complete once everything in it is written (list it after every callback
+    that writes into the checkpoint): a resume takes only marked checkpoints."""
+
+    def on_save(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.is_dir():
+            mark_checkpoint_complete(folder)
 
 
 class CurriculumHistogramCallback(TrainerCallback):

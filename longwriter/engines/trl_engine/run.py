@@ -222,19 +222,6 @@ def _train_dataset(samples, recipe, tokenizer, max_prompt_length: int | None):
     return Dataset.from_list(rows)
 
 
-def last_complete_checkpoint(folder: Path) -> str | None:
-    """The newest `checkpoint-N` that was written to the end (it has trainer_state.json, which the
-    Trainer writes last): a run killed while saving leaves a partial folder that cannot resume."""
-    complete = [(int(p.name.split("-")[1]), p) for p in folder.glob("checkpoint-*")
-                if p.name.split("-")[1].isdigit() and (p / "trainer_state.json").exists()] if folder.is_dir() else []
-    if not complete:
-        return None
-    skipped = [p.name for p in folder.glob("checkpoint-*") if not (p / "trainer_state.json").exists()]
-    if skipped:
-        logger.warning("resume: skipping incomplete checkpoint(s) %s (killed while saving)", ", ".join(sorted(skipped)))
-    return str(max(complete)[1])
-
-
 def _num_levels(samples) -> int:
     return max((len(s.references) for s in samples), default=0)
 
@@ -334,6 +321,7 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
 
     from longwriter.async_utils import BackgroundLoop
     from longwriter.engines.trl_engine.callbacks import (
+        CheckpointCompleteCallback,
         CurriculumCheckpointCallback,
         CurriculumHistogramCallback,
         MlflowProgressCallback,
@@ -341,7 +329,7 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
     )
     from longwriter.models import resolve_model_path
     from longwriter.training_setup import build_reward_setup, component_types, load_training_samples
-    from longwriter.resume import log_resume
+    from longwriter.resume import log_resume, newest_intact_checkpoint
     from longwriter.tracking.mlflow_run import mlflow_run
     from longwriter.tracking.objective import log_objective, run_objective
     from longwriter.tracking.run_summary import print_run_summary
@@ -353,7 +341,7 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
     checkpoint = None
     if cfg.get("resume_from"):
         checkpoints = output_dir / CHECKPOINT_DIR
-        checkpoint = last_complete_checkpoint(checkpoints)
+        checkpoint = newest_intact_checkpoint(checkpoints, f"resume_from={output_dir}")  # before MLflow opens
         if checkpoint is None:
             logger.warning("resume_from=%s has no checkpoint yet: training starts from step 0", output_dir)
 
@@ -383,7 +371,8 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
                                  "processes": str(world_size())})
             trainer = build_trainer(cfg, output_dir, model_path, samples, setup, loop,
                                     callbacks=[CurriculumHistogramCallback(setup.curriculum, _num_levels(samples)),
-                                               progress, CurriculumCheckpointCallback(setup.curriculum)])
+                                               progress, CurriculumCheckpointCallback(setup.curriculum),
+                                               CheckpointCompleteCallback()])  # last: after every write
             trainer.unknown_streak = UnknownVerdictStreak(cfg.get("stop_after_unknown_steps"),
                                                           judge_endpoint(setup.judge_backend))
             # Keep the progress bar but not its dump of every raw TRL log dict: our callback prints

@@ -102,7 +102,7 @@ def check_plugin_in_ray_worker(timeout_s: float = 300.0) -> None:
     """Import the plugin in a Ray worker of the running cluster; one clear error if it fails there."""
     import ray
 
-    from longwriter.engines.verl.validate import VerlConfigError
+    from longwriter.engines.verl.config_builder import VerlConfigError
 
     problem = ray.get(ray.remote(num_cpus=0)(_probe_plugin).remote(), timeout=timeout_s)
     if problem:

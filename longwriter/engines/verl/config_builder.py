@@ -21,6 +21,11 @@ from longwriter.engines.verl.precision import precision_keys
 from longwriter.engines.vocabulary import flat_items, max_steps, rollout_backend
 from longwriter.errors import ConfigError
 
+
+class VerlConfigError(ConfigError):
+    """The verl config or its data would fail on the cluster; the message says which key."""
+
+
 VERL_CONFIG_MODULE = "verl.trainer.config"
 VERL_CONFIG_NAME = "ppo_trainer"
 REWARD_MANAGER = "longwriter"        # registered in reward.py

@@ -168,13 +168,6 @@ def final_hf_model(checkpoints: Path) -> tuple[str, int] | None:
     return str(path), step
 
 
-def run_verl(cfg: DictConfig) -> float | None:
-    """`run` with the output folder the dispatcher would choose."""
-    from longwriter.engines import resolve_output_dir
-
-    return run(cfg, resolve_output_dir(cfg))
-
-
 def start_ray(verl_cfg: DictConfig) -> None:
     """ray.init with the arguments verl's run_ppo would use (so that it reuses this instance), early
     enough to probe the plugin inside a worker before verl starts its own."""

@@ -17,17 +17,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from longwriter.engines.verl.config_builder import ADV_ESTIMATOR, REWARD_MANAGER, TRAINER_MODE
-from longwriter.errors import ConfigError
+from longwriter.engines.verl.config_builder import ADV_ESTIMATOR, REWARD_MANAGER, TRAINER_MODE, VerlConfigError
 
 logger = logging.getLogger(__name__)
 
 PLUGIN_MODULE = "longwriter.engines.verl.plugin"
 PARQUET_COLUMNS = ("data_source", "prompt", "ability", "reward_model", "extra_info")
-
-
-class VerlConfigError(ConfigError):
-    """The verl config or its data would fail on the cluster; the message says which key."""
 
 
 @dataclass
