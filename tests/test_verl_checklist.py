@@ -61,9 +61,9 @@ def test_checklist_reward_through_verls_reward_loop_and_advantage_estimator(ray_
         manager = RewardLoopManager(verl_cfg)
         rows = pq.read_table(inputs.train_file).to_pylist()[:2]
         samples = from_verl_rows(rows)
-        texts = ["The keeper climbs the stairs. " * 8, "Short.", "A story about the light and the sea " * 4,
-                 "Westbrook robotics team Gearheads won the regional championship with a crate stacking robot",
-                 "Maya Lindqvist said the robot stacks crates " * 3, "No."]
+        # texts built from the criteria' own words, so that the rule's coverage separates them
+        texts = [" ".join(samples[0].criteria), samples[0].criteria[0], "No.",
+                 " ".join(samples[1].criteria), samples[1].criteria[1], "No."]
         out = manager.compute_rm_score(rollout_batch(_tokenizer(verl_cfg), [rows[0]] * 3 + [rows[1]] * 3, texts,
                                                      ["c0"] * 3 + ["c1"] * 3))
     finally:
