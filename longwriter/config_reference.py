@@ -64,6 +64,8 @@ def all_comments() -> dict[str, str]:
             continue
         prefix = "" if len(parts) == 1 else f"{parts[0]}."
         for key, text in file_comments(path).items():
+            if prefix and key == "name":  # an option's description: shown in that option's own table only
+                continue
             comments.setdefault(prefix + key, text)
     return comments
 

@@ -2,6 +2,9 @@
 
 - `require_references`: a recipe with a pairwise component compares responses with reference
   answers; data without them would train on zero advantages, so it is refused at start.
+- `require_criteria`: a recipe with a checklist component scores each sample's own criteria; a sample
+  without them (or with weights that cannot normalise) is refused at start, not skipped: a silently
+  smaller training set would change what a run means.
 - the judge check: an API judge is asked once before the first step (unreachable endpoint, rejected
   key), so a dead judge is one message, not a run of unknown verdicts (`judges/lifecycle.py`).
 - `UnknownVerdictStreak`: a step whose judged rewards are all unknown is counted; more than
@@ -19,7 +22,7 @@ from longwriter.errors import ConfigError, LongwriterError
 logger = logging.getLogger(__name__)
 
 # Per-step metrics that give the share of judged rewards without a verdict (pairwise, judge quality).
-UNKNOWN_RATE_METRICS = ("judge/unknown_rate", "quality/unknown_rate")
+UNKNOWN_RATE_METRICS = ("judge/unknown_rate", "quality/unknown_rate", "checklist/unknown_rate")
 
 
 class RewardSignalLost(LongwriterError):
@@ -36,6 +39,24 @@ def require_references(component_kinds: Iterable[str], samples: list, data_name:
             f"{len(samples)} samples of data={data_name} have none (e.g. {', '.join(missing[:3])}); use data with "
             f"`references` (data=builtin has them) or add them with `python -m longwriter.prepare "
             f"prepare.references.writers=[...]`")
+
+
+def require_criteria(component_kinds: Iterable[str], samples: list, data_name: str) -> None:
+    if "checklist" not in set(component_kinds):
+        return
+    from longwriter.rewards.checklist import criteria_weights
+
+    missing = [s.id for s in samples if not s.criteria]
+    if missing:
+        raise ConfigError(
+            f"the reward recipe scores each sample's own criteria (checklist), but {len(missing)} of {len(samples)} "
+            f"samples of data={data_name} have none (e.g. {', '.join(missing[:3])}); use data whose samples all carry "
+            f"`criteria` (data=builtin, data=writingbench), or drop those rows from the file")
+    for sample in samples:
+        try:
+            criteria_weights(sample.criteria, sample.meta, f"sample {sample.id!r} of data={data_name}")
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
 
 
 class UnknownVerdictStreak:

@@ -18,9 +18,9 @@ from longwriter.data.schema import DataError, Sample
 
 logger = logging.getLogger(__name__)
 
-# Components that need a judge (pairwise always; quality unless a reward model scores it).
+# Components that need a judge (pairwise, BRPO and checklist always; quality unless a reward model scores it).
 _PAIRWISE_TYPES = {"pairwise"}  # ...and a curriculum
-_JUDGED_TYPES = _PAIRWISE_TYPES | {"bootstrap_pairwise"}
+_JUDGED_TYPES = _PAIRWISE_TYPES | {"bootstrap_pairwise", "checklist"}
 
 
 @dataclass
@@ -70,16 +70,17 @@ def load_training_samples(cfg: DictConfig) -> list[Sample]:
 
 def judged_recipe(reward_cfg: Any, backend: Any | None, curriculum: Any | None,
                   max_completion_tokens: int | None = None) -> Any:
-    """`reward=`'s recipe whose judged components (pairwise, judge quality) ask `backend` (None: a
+    """`reward=`'s recipe whose judged components (pairwise, judge quality, checklist) ask `backend` (None: a
     recipe without a judge); `max_completion_tokens`: engine.max_completion_length (soft_overlong's
     default L_max). The TRL run and verl's reward workers both build their recipe here."""
     from longwriter.rewards import build_recipe
 
     judges = {}
     if backend is not None:
-        from longwriter.judges import PairwiseTask, PointwiseTask
+        from longwriter.judges import ChecklistTask, PairwiseTask, PointwiseTask
 
-        judges = {"pairwise_judge": PairwiseTask(backend), "pointwise_judge": PointwiseTask(backend)}
+        judges = {"pairwise_judge": PairwiseTask(backend), "pointwise_judge": PointwiseTask(backend),
+                  "checklist_judge": ChecklistTask(backend)}
     return build_recipe(reward_cfg, curriculum=curriculum, max_completion_tokens=max_completion_tokens, **judges)
 
 

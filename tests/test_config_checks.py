@@ -132,6 +132,7 @@ def test_every_experiment_preset_passes(preset: str) -> None:
 @pytest.mark.parametrize("overrides", [["engine=verl"], ["reward=longwriter_zero"], ["reward=hybrid"],
                                        ["reward=length_overlong"], ["reward=length_overlong_gdpo"],
                                        ["reward=longwriter_zero_gdpo"], ["engine=verl", "reward=length_overlong"],
+                                       ["reward=checklist"], ["engine=verl", "reward=checklist"],
                                        ["reward=pairwise", "data_selection=margin_aware"], ["engine.max_steps=null"]])
 def test_the_shipped_choices_pass(overrides: list[str]) -> None:
     check_config(compose(overrides), "train")

@@ -262,6 +262,16 @@ def test_reference_free_pairwise_is_refused_and_soft_overlong_gets_the_budget(tm
     assert verl_cfg.reward.reward_kwargs.longwriter.max_completion_tokens == 256
 
 
+def test_the_checklist_reward_passes_verl_validation_and_data_without_criteria_is_refused(tmp_path) -> None:
+    from longwriter.errors import ConfigError
+
+    _, verl_cfg, report = _prepare(tmp_path, ["reward=checklist", "judge=vllm_server"])
+    assert not report.errors, report.errors
+    assert verl_cfg.reward.reward_kwargs.longwriter.reward.components.checklist.weight == 1.0
+    with pytest.raises(ConfigError, match=r"scores each sample's own criteria \(checklist\)"):
+        _prepare(tmp_path / "bare", ["reward=checklist", "judge=vllm_server", "data=length_prompts"])
+
+
 def test_a_local_judge_is_refused_at_launch_and_reported_by_a_dry_run(tmp_path) -> None:
     from longwriter.engines.verl.launcher import prepare
     from longwriter.engines.verl.validate import validate_verl

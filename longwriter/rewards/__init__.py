@@ -1,6 +1,6 @@
 """Reward components and recipes (DESIGN 3). Importing the package registers the built-in components."""
 
-from longwriter.rewards import brpo, format, length, overlong, pairwise, quality  # noqa: F401  (registration)
+from longwriter.rewards import brpo, checklist, format, length, overlong, pairwise, quality  # noqa: F401  (registration)
 from longwriter.rewards.base import (
     COMPONENTS,
     ComponentScores,

@@ -97,6 +97,7 @@ class BuildContext:
     curriculum: Any = None  # longwriter.curriculum.CurriculumState
     reward_model: Any = None  # (model, tokenizer) or a callable returning them
     max_completion_tokens: int | None = None  # the engine's token budget per completion (engine.max_completion_length)
+    checklist_judge: Any = None  # scores one criterion at a time (longwriter.judges.ChecklistTask)
 
 
 ComponentFactory = Callable[[Mapping[str, Any], BuildContext], RewardComponent]

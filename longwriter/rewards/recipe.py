@@ -22,6 +22,7 @@ import numpy as np
 
 # The built-in components register themselves when imported (build_recipe looks them up by name).
 import longwriter.rewards.brpo  # noqa: F401
+import longwriter.rewards.checklist  # noqa: F401
 import longwriter.rewards.format  # noqa: F401
 import longwriter.rewards.length  # noqa: F401
 import longwriter.rewards.overlong  # noqa: F401
@@ -111,9 +112,11 @@ class Recipe:
 
 
 def build_recipe(reward_cfg: Mapping[str, Any], *, pairwise_judge: Any = None, pointwise_judge: Any = None,
-                 curriculum: Any = None, reward_model: Any = None, max_completion_tokens: int | None = None) -> Recipe:
-    """Build a `Recipe` from a reward config (see module doc); judges, curriculum and RM are passed in,
-    and the engine's token budget per completion (`engine.max_completion_length`) where known."""
+                 curriculum: Any = None, reward_model: Any = None, max_completion_tokens: int | None = None,
+                 checklist_judge: Any = None) -> Recipe:
+    """Build a `Recipe` from a reward config (see module doc); judges (pairwise, pointwise, per-criterion),
+    curriculum and RM are passed in, and the engine's token budget per completion
+    (`engine.max_completion_length`) where known."""
     cfg = plain(reward_cfg)
     name = str(cfg.get("name", "recipe"))
     unknown = sorted(set(cfg) - _RECIPE_KEYS)
@@ -123,7 +126,8 @@ def build_recipe(reward_cfg: Mapping[str, Any], *, pairwise_judge: Any = None, p
     if not isinstance(components_cfg, Mapping) or not components_cfg:
         raise ValueError(f"reward config '{name}': 'components' must be a non-empty mapping name -> options")
     template = check_template(str(cfg.get("prompt_template", "plain")))
-    ctx = BuildContext(template, pairwise_judge, pointwise_judge, curriculum, reward_model, max_completion_tokens)
+    ctx = BuildContext(template, pairwise_judge, pointwise_judge, curriculum, reward_model, max_completion_tokens,
+                       checklist_judge)
     components = []
     for component_name, options in components_cfg.items():
         options = dict(options or {})

@@ -14,7 +14,14 @@ judge prompt the harness sends (`longwriter.judges.prompts`), and scores each re
 
 Pairwise prompts get `Verdict: [[A]]`, `[[B]]`, or `[[C]]` when the scores differ by less than
 `tie_margin`; the rule is symmetric, so it has no position bias (swap disagreement 0). Pointwise
-prompts get `Score: N` (1-10). It is served by the project's fake OpenAI server:
+prompts get `Score: N` (1-10). Checklist prompts (one `[Criterion]` each, the checklist reward's) get
+`{"score": N}`, N = 1 + round(9 * c) from the one criterion's checkable features:
+
+    c = closeness of the response's words to the criterion's own length range, when the criterion states a
+        length ("Stays between 120 and 180 words": 1 inside, else max(0, 1 - distance / middle))
+    c = coverage of the criterion's content words by the response, otherwise
+
+It is served by the project's fake OpenAI server:
 
     python -m longwriter.testing.length_criteria_judge --port 8765
     python -m longwriter.train experiment=writing_rl_cpu_testenv judge.base_url=http://127.0.0.1:8765/v1
@@ -74,6 +81,19 @@ class LengthCriteriaRule:
         coverage = len(wanted & content_words(response)) / len(wanted) if wanted else 0.0
         return closeness + self.coverage_weight * coverage
 
+    def criterion_score(self, criterion: str, response: str) -> int:
+        """1-10 for one checklist criterion (module doc): its length range if it states one, else its words."""
+        requirement = parse_length_requirement(criterion)
+        if requirement is not None:
+            lo, hi = requirement.to_range(self.tolerance)
+            words, middle = count_words(response), (lo + hi) / 2
+            distance = 0 if lo <= words <= hi else min(abs(words - lo), abs(words - hi))
+            value = max(0.0, 1.0 - distance / middle) if middle else 0.0
+        else:
+            wanted = content_words(criterion)
+            value = len(wanted & content_words(response)) / len(wanted) if wanted else 0.0
+        return 1 + round(9 * value)
+
     def reply(self, body: dict) -> str:
         """The judge's answer to one chat-completions request body (as the fake server passes it)."""
         user = "\n".join(str(m.get("content", "")) for m in body.get("messages", []) if m.get("role") == "user")
@@ -86,6 +106,10 @@ class LengthCriteriaRule:
             verdict = "C" if abs(a - b) < self.tie_margin else ("A" if a > b else "B")
             return f"Test-environment rule: A={a:.3f}, B={b:.3f}.\nVerdict: [[{verdict}]]"
         single = _section(user, "[Response]", "[End of Response]")
+        criterion = _section(user, "[Criterion]", "[Response]")
+        if single is not None and criterion is not None:
+            score = self.criterion_score(criterion, single)
+            return f'{{"score": {score}, "reason": "Test-environment rule for one criterion."}}'
         if single is not None:
             value = self.score(request, criteria, single) / (1.0 + self.coverage_weight)
             return f"Test-environment rule: {value:.3f}.\nScore: {1 + round(9 * value)}"

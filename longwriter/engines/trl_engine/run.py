@@ -287,14 +287,17 @@ def build_trainer(cfg: DictConfig, output_dir: Path, model_path: str, samples, s
 def dry_run(cfg: DictConfig, output_dir: Path) -> None:
     """`engine.dry_run=true`: map the vocabulary onto GRPOConfig (TRL's own checks run), load the data,
     build the reward recipe and check the in-training evaluation settings; no model, no training."""
-    from longwriter.training_setup import load_training_samples
+    from longwriter.training_guards import require_criteria
+    from longwriter.training_setup import component_types, load_training_samples
     from longwriter.rewards import build_recipe
 
     args = _grpo_config(cfg, output_dir)
     samples = load_training_samples(cfg)
+    require_criteria(component_types(cfg.reward).values(), samples, str(cfg.data.name))
     # Option typos and unknown components fail here (placeholder judges: nothing is called).
-    build_recipe(OmegaConf.to_container(cfg.reward, resolve=True), pairwise_judge=object(),
-                 pointwise_judge=object(), curriculum=None, max_completion_tokens=int(cfg.engine.max_completion_length))
+    build_recipe(OmegaConf.to_container(cfg.reward, resolve=True), pairwise_judge=object(), pointwise_judge=object(),
+                 checklist_judge=object(), curriculum=None,
+                 max_completion_tokens=int(cfg.engine.max_completion_length))
     if cfg.get("eval") and (cfg.eval.at_start or cfg.eval.at_end):
         from longwriter.evaluation.runner import EvalSettings
 
@@ -335,7 +338,7 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
     from longwriter.tracking.run_summary import print_run_summary
     from longwriter.tracking.sweep_callback import sweep_parent_run_id
     from longwriter.judges.lifecycle import judge_on_loop
-    from longwriter.training_guards import UnknownVerdictStreak, judge_endpoint, require_references
+    from longwriter.training_guards import UnknownVerdictStreak, judge_endpoint, require_criteria, require_references
 
     output_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = None
@@ -348,6 +351,7 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
     model_path = resolve_model_path(cfg.model, cfg.paths.cache_dir)
     samples = load_training_samples(cfg)
     require_references(component_types(cfg.reward).values(), samples, str(cfg.data.name))
+    require_criteria(component_types(cfg.reward).values(), samples, str(cfg.data.name))
     setup = build_reward_setup(cfg, output_dir)
     _restore_curriculum(setup.curriculum, checkpoint)
     if setup.curriculum is not None:  # so curriculum/level/mean_all and the level histogram cover every sample

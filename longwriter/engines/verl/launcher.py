@@ -44,10 +44,13 @@ def _prompt_template(cfg: DictConfig) -> str:
 
 
 def training_samples(cfg: DictConfig):
-    """The configured data and selection; infeasible length ranges [0, 0] dropped (DESIGN 3.3)."""
+    """The configured data and selection; infeasible length ranges [0, 0] dropped (DESIGN 3.3); a checklist
+    recipe refuses samples without criteria (training_guards.require_criteria)."""
+    from longwriter.training_guards import require_criteria
     from longwriter.training_setup import component_types, load_training_samples
 
     samples = load_training_samples(cfg)
+    require_criteria(component_types(cfg.reward).values(), samples, str(cfg.data.name))
     if "length" in set(component_types(cfg.reward).values()):
         kept = [s for s in samples if s.length_range != (0, 0)]
         if len(kept) < len(samples):

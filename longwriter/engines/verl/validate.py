@@ -113,8 +113,8 @@ def _check_algorithm(verl_cfg: DictConfig, report: ValidationReport) -> None:
 
     settings = OmegaConf.to_container(verl_cfg.reward.reward_kwargs.longwriter, resolve=True)
     try:  # option typos and unknown components fail here, not inside a Ray worker
-        build_recipe(settings["reward"], pairwise_judge=object(), pointwise_judge=object(), curriculum=None,
-                     max_completion_tokens=settings.get("max_completion_tokens"))
+        build_recipe(settings["reward"], pairwise_judge=object(), pointwise_judge=object(), checklist_judge=object(),
+                     curriculum=None, max_completion_tokens=settings.get("max_completion_tokens"))
     except (KeyError, TypeError, ValueError) as error:
         report.errors.append(f"reward recipe: {error}")
     for name, spec in (settings["reward"].get("components") or {}).items():
