@@ -6,8 +6,10 @@ and the format cannot be learned however long the run. This samples the policy e
 does (the recipe's think template, temperature 1) on the first prompts of the training set, with and
 without the assistant turn pre-filled with `<think>` (the R1-Zero-style nudge), and counts tags.
 
-Run: .venv/bin/python benchmarks/format_probe.py [--prompts 6] [--samples 8] [hydra overrides, e.g. model=...]
-Prints one JSON object per variant.
+Run: .venv/bin/python benchmarks/format_probe.py [--prompts 6] [--samples 8] [--max-new-tokens 160]
+         [--model-path <saved model folder>] [--variants both|plain|prefill] [hydra overrides, e.g. data=...]
+Prints one JSON object per variant. `--model-path` (the same as the override model.path=...) probes a
+saved folder, e.g. an SFT warm-up's `outputs/sft/<run>/final_model` (docs/sft.md), against the preset.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=6)
     parser.add_argument("--samples", type=int, default=8, help="completions per prompt (a GRPO group)")
     parser.add_argument("--max-new-tokens", type=int, default=160)
+    parser.add_argument("--model-path", help="a saved model folder (model.path=...): an SFT run's final_model")
+    parser.add_argument("--variants", choices=("both", "plain", "prefill"), default="both",
+                        help="plain: sample as RL does; prefill: the assistant turn starts with <think>")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides (model=..., data=...)")
     args = parser.parse_args()
 
@@ -67,13 +72,15 @@ def main() -> None:
     from longwriter.data.loaders import load_samples
     from longwriter.models.loading import load_model_and_tokenizer
 
-    cfg = _config(args.overrides)
+    cfg = _config([*args.overrides, *([f"model.path={args.model_path}"] if args.model_path else [])])
     torch.manual_seed(int(cfg.seed))
     model, tokenizer = load_model_and_tokenizer(cfg.model, cfg.paths.cache_dir)
     prompts = [s.prompt for s in load_samples(cfg.data)[:args.prompts]]
-    for prefill in ("", "<think>"):
-        print(json.dumps({"model": str(cfg.model.name), **probe(model, tokenizer, prompts, args.samples,
-                                                               args.max_new_tokens, prefill)}), flush=True)
+    prefills = {"both": ("", "<think>"), "plain": ("",), "prefill": ("<think>",)}[args.variants]
+    for prefill in prefills:
+        print(json.dumps({"model": str(cfg.model.name), "model_path": cfg.model.get("path"),
+                          "data": str(cfg.data.name), "max_new_tokens": args.max_new_tokens,
+                          **probe(model, tokenizer, prompts, args.samples, args.max_new_tokens, prefill)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     python -m longwriter.compare                         # every training run of the store: a table
     python -m longwriter.compare --sweep length_lr_beta-tiny_random   # one study's trials (by study name)
     python -m longwriter.compare --store sqlite:////abs/outputs/mlflow.db --params engine.beta --no-log
+    python -m longwriter.compare --include-sft           # SFT warm-ups (kind=sft) too; left out by default
 
 Prints one row per run: name, id, status, the key params (those below, and every param that differs
 between the listed runs, e.g. a sweep's searched keys) and metrics (objective, the reward's last value
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from longwriter.errors import LongwriterError
-from longwriter.tracking.analysis_runs import is_training_run, log_analysis_files
+from longwriter.tracking.analysis_runs import SFT_KIND, is_training_run, log_analysis_files
 
 KEY_PARAMS = ("reward.name", "model.name", "engine.name", "engine.max_steps", "engine.learning_rate", "engine.beta")
 REWARD = "reward/total/mean"
@@ -39,8 +40,10 @@ def default_tracking() -> tuple[str, str, Path]:
     return str(cfg.tracking.tracking_uri), str(cfg.tracking.experiment_name), Path(str(cfg.paths.output_root))
 
 
-def find_runs(client: Any, experiment_id: str, sweep: str | None) -> tuple[list[Any], Any | None]:
-    """(the training runs to compare, oldest first; the sweep's parent run or None)."""
+def find_runs(client: Any, experiment_id: str, sweep: str | None, include_sft: bool = False
+              ) -> tuple[list[Any], Any | None]:
+    """(the training runs to compare, oldest first; the sweep's parent run or None). SFT warm-ups only
+    with `include_sft`."""
     from longwriter.tracking.sweep_callback import ROLE_TAG, STUDY_TAG
 
     runs = client.search_runs([experiment_id], order_by=["attributes.start_time ASC"], max_results=5000)
@@ -54,7 +57,8 @@ def find_runs(client: Any, experiment_id: str, sweep: str | None) -> tuple[list[
         parent = parents[-1]
         runs = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     else:
-        runs = [r for r in runs if r.data.tags.get(ROLE_TAG) != "parent" and is_training_run(r)]
+        include = (SFT_KIND,) if include_sft else ()
+        runs = [r for r in runs if r.data.tags.get(ROLE_TAG) != "parent" and is_training_run(r, include)]
     return runs, parent
 
 
@@ -129,7 +133,7 @@ def comparison_figures(table, histories: dict[str, dict], swept: Sequence[str]) 
 
 
 def compare(store: str, experiment: str, sweep: str | None, extra_params: Sequence[str], out: Path,
-            log: bool = True) -> tuple[Any, list[Path], str | None]:
+            log: bool = True, include_sft: bool = False) -> tuple[Any, list[Path], str | None]:
     """Table, written files and the MLflow run the plots were logged to."""
     import mlflow
 
@@ -141,7 +145,7 @@ def compare(store: str, experiment: str, sweep: str | None, extra_params: Sequen
     found = client.get_experiment_by_name(experiment)
     if found is None:
         raise LongwriterError(f"no experiment {experiment!r} in {store}")
-    runs, parent = find_runs(client, found.experiment_id, sweep)
+    runs, parent = find_runs(client, found.experiment_id, sweep, include_sft)
     if not runs:
         raise LongwriterError(f"no runs to compare in experiment {experiment!r} of {store}"
                               + (f" under sweep {sweep}" if sweep else ""))
@@ -173,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--params", default="", help="more params to show, comma-separated")
     parser.add_argument("--out", help="folder for runs.csv and the plots (default: <outputs>/compare/<name>)")
     parser.add_argument("--no-log", action="store_true", help="do not log the table and plots to MLflow")
+    parser.add_argument("--include-sft", action="store_true", help="list SFT warm-up runs (kind=sft) too")
     args = parser.parse_args(argv)
     import pandas as pd
 
@@ -182,7 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         store, experiment = args.store or uri, args.experiment or experiment
         out = Path(args.out) if args.out else output_root / "compare" / (args.sweep or "runs")
         table, written, logged_to = compare(store, experiment, args.sweep,
-                                            [p for p in args.params.split(",") if p], out, log=not args.no_log)
+                                            [p for p in args.params.split(",") if p], out, log=not args.no_log,
+                                            include_sft=args.include_sft)
     except LongwriterError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
