@@ -32,13 +32,16 @@ def _config(overrides: list[str]):
         return compose(config_name="train", overrides=overrides)
 
 
-def probe(model, tokenizer, prompts: list[list[dict]], samples: int, max_new_tokens: int, prefill: str) -> dict:
+def probe(model, tokenizer, prompts: list[list[dict]], samples: int, max_new_tokens: int, prefill: str,
+          keep: list | None = None) -> dict:
     import torch
 
     from longwriter.prompting import apply_prompt_template
-    from longwriter.rewards.format import parse_format
+    from longwriter.rewards.format import FormatComponent, FormatConfig
 
-    counts = {"completions": 0, "any_closing_tag": 0, "think_close": 0, "answer_open": 0, "well_formed": 0}
+    reward = FormatComponent(FormatConfig(variant="think"))  # the format reward's own test
+    counts = {"completions": 0, "any_closing_tag": 0, "think_close": 0, "answer_open": 0, "well_formed": 0,
+              "valid": 0}
     for messages in prompts:
         text = tokenizer.apply_chat_template(apply_prompt_template(messages, "think"), tokenize=False,
                                              add_generation_prompt=True) + prefill
@@ -52,7 +55,12 @@ def probe(model, tokenizer, prompts: list[list[dict]], samples: int, max_new_tok
             counts["any_closing_tag"] += any(t in completion for t in ("</think>", "<answer>", "</answer>"))
             counts["think_close"] += "</think>" in completion
             counts["answer_open"] += "<answer>" in completion
-            counts["well_formed"] += parse_format(completion, "think")[1]
+            score, well_formed, _ = reward.check(completion)
+            counts["well_formed"] += well_formed
+            counts["valid"] += score == 1.0  # well formed and not degenerate repetition: format reward 1
+            if keep is not None:
+                keep.append({"prefill": prefill, "well_formed": bool(well_formed), "valid": score == 1.0,
+                             "completion": completion})
     return {"prefill": prefill, **counts}
 
 
@@ -64,6 +72,7 @@ def main() -> None:
     parser.add_argument("--model-path", help="a saved model folder (model.path=...): an SFT run's final_model")
     parser.add_argument("--variants", choices=("both", "plain", "prefill"), default="both",
                         help="plain: sample as RL does; prefill: the assistant turn starts with <think>")
+    parser.add_argument("--completions", help="also write every completion to this JSONL file")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides (model=..., data=...)")
     args = parser.parse_args()
 
@@ -77,10 +86,14 @@ def main() -> None:
     model, tokenizer = load_model_and_tokenizer(cfg.model, cfg.paths.cache_dir)
     prompts = [s.prompt for s in load_samples(cfg.data)[:args.prompts]]
     prefills = {"both": ("", "<think>"), "plain": ("",), "prefill": ("<think>",)}[args.variants]
+    kept: list | None = [] if args.completions else None
     for prefill in prefills:
         print(json.dumps({"model": str(cfg.model.name), "model_path": cfg.model.get("path"),
                           "data": str(cfg.data.name), "max_new_tokens": args.max_new_tokens,
-                          **probe(model, tokenizer, prompts, args.samples, args.max_new_tokens, prefill)}), flush=True)
+                          **probe(model, tokenizer, prompts, args.samples, args.max_new_tokens, prefill, kept)}),
+              flush=True)
+    if kept is not None:
+        Path(args.completions).write_text("".join(json.dumps(row) + "\n" for row in kept))
 
 
 if __name__ == "__main__":
