@@ -13,9 +13,8 @@ import signal
 import hydra
 from omegaconf import DictConfig
 
-from longwriter.cli import user_errors_exit_cleanly
+from longwriter.cli import terminated, user_errors_exit_cleanly
 from longwriter.paths import register_resolvers
-from longwriter.train import _terminated
 
 register_resolvers()
 
@@ -30,5 +29,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, _terminated)
+    signal.signal(signal.SIGTERM, terminated)
     main()
