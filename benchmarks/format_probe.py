@@ -6,8 +6,10 @@ and the format cannot be learned however long the run. This samples the policy e
 does (the recipe's think template, temperature 1) on the first prompts of the training set, with and
 without the assistant turn pre-filled with `<think>` (the R1-Zero-style nudge), and counts tags.
 
-Run: .venv/bin/python benchmarks/format_probe.py [--prompts 6] [--samples 8] [hydra overrides, e.g. model=...]
-Prints one JSON object per variant.
+Run: .venv/bin/python benchmarks/format_probe.py [--prompts 6] [--samples 8] [--max-new-tokens 160]
+         [--model-path <saved model folder>] [--variants both|plain|prefill] [hydra overrides, e.g. data=...]
+Prints one JSON object per variant. `--model-path` (the same as the override model.path=...) probes a
+saved folder, e.g. an SFT warm-up's `outputs/sft/<run>/final_model` (docs/sft.md), against the preset.
 """
 
 from __future__ import annotations
@@ -30,13 +32,16 @@ def _config(overrides: list[str]):
         return compose(config_name="train", overrides=overrides)
 
 
-def probe(model, tokenizer, prompts: list[list[dict]], samples: int, max_new_tokens: int, prefill: str) -> dict:
+def probe(model, tokenizer, prompts: list[list[dict]], samples: int, max_new_tokens: int, prefill: str,
+          keep: list | None = None) -> dict:
     import torch
 
     from longwriter.prompting import apply_prompt_template
-    from longwriter.rewards.format import parse_format
+    from longwriter.rewards.format import FormatComponent, FormatConfig
 
-    counts = {"completions": 0, "any_closing_tag": 0, "think_close": 0, "answer_open": 0, "well_formed": 0}
+    reward = FormatComponent(FormatConfig(variant="think"))  # the format reward's own test
+    counts = {"completions": 0, "any_closing_tag": 0, "think_close": 0, "answer_open": 0, "well_formed": 0,
+              "valid": 0}
     for messages in prompts:
         text = tokenizer.apply_chat_template(apply_prompt_template(messages, "think"), tokenize=False,
                                              add_generation_prompt=True) + prefill
@@ -50,7 +55,12 @@ def probe(model, tokenizer, prompts: list[list[dict]], samples: int, max_new_tok
             counts["any_closing_tag"] += any(t in completion for t in ("</think>", "<answer>", "</answer>"))
             counts["think_close"] += "</think>" in completion
             counts["answer_open"] += "<answer>" in completion
-            counts["well_formed"] += parse_format(completion, "think")[1]
+            score, well_formed, _ = reward.check(completion)
+            counts["well_formed"] += well_formed
+            counts["valid"] += score == 1.0  # well formed and not degenerate repetition: format reward 1
+            if keep is not None:
+                keep.append({"prefill": prefill, "well_formed": bool(well_formed), "valid": score == 1.0,
+                             "completion": completion})
     return {"prefill": prefill, **counts}
 
 
@@ -59,6 +69,10 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=6)
     parser.add_argument("--samples", type=int, default=8, help="completions per prompt (a GRPO group)")
     parser.add_argument("--max-new-tokens", type=int, default=160)
+    parser.add_argument("--model-path", help="a saved model folder (model.path=...): an SFT run's final_model")
+    parser.add_argument("--variants", choices=("both", "plain", "prefill"), default="both",
+                        help="plain: sample as RL does; prefill: the assistant turn starts with <think>")
+    parser.add_argument("--completions", help="also write every completion to this JSONL file")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides (model=..., data=...)")
     args = parser.parse_args()
 
@@ -67,13 +81,19 @@ def main() -> None:
     from longwriter.data.loaders import load_samples
     from longwriter.models.loading import load_model_and_tokenizer
 
-    cfg = _config(args.overrides)
+    cfg = _config([*args.overrides, *([f"model.path={args.model_path}"] if args.model_path else [])])
     torch.manual_seed(int(cfg.seed))
     model, tokenizer = load_model_and_tokenizer(cfg.model, cfg.paths.cache_dir)
     prompts = [s.prompt for s in load_samples(cfg.data)[:args.prompts]]
-    for prefill in ("", "<think>"):
-        print(json.dumps({"model": str(cfg.model.name), **probe(model, tokenizer, prompts, args.samples,
-                                                               args.max_new_tokens, prefill)}), flush=True)
+    prefills = {"both": ("", "<think>"), "plain": ("",), "prefill": ("<think>",)}[args.variants]
+    kept: list | None = [] if args.completions else None
+    for prefill in prefills:
+        print(json.dumps({"model": str(cfg.model.name), "model_path": cfg.model.get("path"),
+                          "data": str(cfg.data.name), "max_new_tokens": args.max_new_tokens,
+                          **probe(model, tokenizer, prompts, args.samples, args.max_new_tokens, prefill, kept)}),
+              flush=True)
+    if kept is not None:
+        Path(args.completions).write_text("".join(json.dumps(row) + "\n" for row in kept))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,16 @@ def user_errors_exit_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def terminated(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C: the MLflow run ends FAILED (with the reason) and a sweep marks its
+    running trial and parent run FAILED, instead of leaving them RUNNING (see docs/sweeps.md).
+    Installed by the training entry points (train, sft) for `signal.SIGTERM`."""
+    import signal
+
+    print(f"error: stopped by signal {signal.Signals(signum).name}", file=sys.stderr)
+    raise SystemExit(128 + signum)
+
+
 def quiet_request_logs() -> None:
     """One INFO line per judge HTTP request drowns the progress bars: keep the HTTP clients at WARNING."""
     import logging

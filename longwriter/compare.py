@@ -4,6 +4,7 @@
     python -m longwriter.compare --by run                # one row per run (`seed` shown when it differs)
     python -m longwriter.compare --sweep length_lr_beta-tiny_random   # one study's trials (or a seed group's seeds)
     python -m longwriter.compare --smooth 0 --band ci95 --all        # raw curves, 95% CI bands, every run
+    python -m longwriter.compare --include-sft           # SFT warm-ups (kind=sft) too; left out by default
     python -m longwriter.compare --store sqlite:////abs/outputs/mlflow.db --params engine.beta --no-log
 
 Runs whose params differ only in `seed` (and in what names one run: run_name, folders, store) are one
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from longwriter.errors import LongwriterError
-from longwriter.tracking.analysis_runs import is_training_run, log_analysis_files
+from longwriter.tracking.analysis_runs import SFT_KIND, is_training_run, log_analysis_files
 from longwriter.tracking.seed_stats import BANDS, SEED_KEYS, GroupAggregate, is_run_identity
 
 KEY_PARAMS = ("reward.name", "model.name", "engine.name", "engine.max_steps", "engine.learning_rate", "engine.beta")
@@ -62,11 +63,11 @@ def is_random_model_run(run: Any) -> bool:
     return run.data.params.get("model.source") == "random"
 
 
-def find_runs(client: Any, experiment_id: str, sweep: str | None, everything: bool = False
-              ) -> tuple[list[Any], Any | None]:
+def find_runs(client: Any, experiment_id: str, sweep: str | None, everything: bool = False,
+              include_sft: bool = False) -> tuple[list[Any], Any | None]:
     """(the training runs to compare, oldest first; the sweep's parent run or None). Without a sweep,
     parent runs are left out, and unless `everything` so are analysis/evaluation runs and runs of a
-    random-init model."""
+    random-init model; SFT warm-ups only with `include_sft`."""
     from longwriter.tracking.sweep_callback import ROLE_TAG, STUDY_TAG
 
     runs = client.search_runs([experiment_id], order_by=["attributes.start_time ASC"], max_results=5000)
@@ -85,7 +86,7 @@ def find_runs(client: Any, experiment_id: str, sweep: str | None, everything: bo
         # a seed that failed before logging params goes with its group's other seeds
         random_groups = {r.data.tags.get(GROUP_TAG) for r in runs if is_random_model_run(r)} - {None}
         runs = [r for r in runs if r.data.tags.get(ROLE_TAG) != "parent"
-                and (everything or (is_training_run(r) and not is_random_model_run(r)
+                and (everything or (is_training_run(r, (SFT_KIND,) if include_sft else ()) and not is_random_model_run(r)
                                     and r.data.tags.get(GROUP_TAG) not in random_groups))]
     return runs, parent
 
@@ -209,7 +210,7 @@ def comparison_figures(groups: Sequence[GroupAggregate], swept: Sequence[str], p
 
 def compare(store: str, experiment: str, sweep: str | None, extra_params: Sequence[str], out: Path,
             log: bool = True, by: str | None = None, smoothing: float = DEFAULT_SMOOTHING, band: str = "minmax",
-            everything: bool = False) -> tuple[Any, list[Path], str | None]:
+            everything: bool = False, include_sft: bool = False) -> tuple[Any, list[Path], str | None]:
     """(the printed table, written files, the MLflow run the plots were logged to). `by`: "group" or
     "run" (default: "run" for a sweep, else "group")."""
     import mlflow
@@ -223,7 +224,7 @@ def compare(store: str, experiment: str, sweep: str | None, extra_params: Sequen
     found = client.get_experiment_by_name(experiment)
     if found is None:
         raise LongwriterError(f"no experiment {experiment!r} in {store}")
-    runs, parent = find_runs(client, found.experiment_id, sweep, everything)
+    runs, parent = find_runs(client, found.experiment_id, sweep, everything, include_sft)
     if not runs:
         raise LongwriterError(f"no runs to compare in experiment {experiment!r} of {store}"
                               + (f" under sweep {sweep}" if sweep else "")
@@ -292,6 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "charts; default) or the 95%% CI of the mean (Student t: wide for 2-3 seeds)")
     parser.add_argument("--all", action="store_true",
                         help="also runs of a random-init model (model=tiny_random) and evaluation/analysis runs")
+    parser.add_argument("--include-sft", action="store_true", help="list SFT warm-up runs (kind=sft) too")
     parser.add_argument("--params", default="", help="more params to show, comma-separated")
     parser.add_argument("--out", help="folder for runs.csv and the plots (default: <outputs>/compare/<name>)")
     parser.add_argument("--no-log", action="store_true", help="do not log the table and plots to MLflow")
@@ -305,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = Path(args.out) if args.out else output_root / "compare" / (args.sweep or "runs")
         shown, written, logged_to = compare(store, experiment, args.sweep, [p for p in args.params.split(",") if p],
                                             out, log=not args.no_log, by=args.by, smoothing=args.smooth,
-                                            band=args.band, everything=args.all)
+                                            band=args.band, everything=args.all, include_sft=args.include_sft)
     except LongwriterError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""Every config value of train / evaluate / prepare checked before anything starts.
+"""Every config value of train / evaluate / prepare / sft checked before anything starts.
 
 One table per entry point maps a dotted key to a `Rule` (type, range, allowed choices); a few
 `CROSS_CHECKS` relate two keys (GRPO needs groups of two, a rollout backend belongs to its engine).
@@ -155,6 +155,12 @@ def _templates() -> tuple[str, ...]:
     return TEMPLATES
 
 
+def _sft_templates() -> tuple[str, ...]:
+    from longwriter.sft_data import SFT_TEMPLATES
+
+    return SFT_TEMPLATES
+
+
 MAX_STEPS = whole(1, null=True, says="must be a whole number of GRPO steps, at least 1 (e.g. engine.max_steps=50), "
                                      "or null for engine.num_train_epochs passes over the data")
 
@@ -260,6 +266,34 @@ PREPARE: dict[str, Rule] = {
     "prepare.references.keep_existing": FLAG,
 }
 
+SFT: dict[str, Rule] = {
+    "sft.template": one_of(_sft_templates),
+    "sft.reference": whole(),
+    "sft.all_references": FLAG,
+    "sft.on_holdout_overlap": one_of(("drop", "error")),
+    "sft.max_steps": whole(1, null=True, says="must be a whole number of SFT steps, at least 1 "
+                                              "(e.g. sft.max_steps=40), or null for sft.num_train_epochs passes "
+                                              "over the data"),
+    "sft.num_train_epochs": number(0, low_open=True),
+    "sft.batch_size": whole(1),
+    "sft.gradient_accumulation_steps": whole(1),
+    "sft.learning_rate": number(0, low_open=True),
+    "sft.lr_scheduler_type": TEXT,
+    "sft.warmup_ratio": number(0.0, 1.0, high_open=True),
+    "sft.max_length": whole(1),
+    "sft.precision": one_of(("auto", "bf16", "fp32")),
+    "sft.gradient_checkpointing": FLAG,
+    "sft.lora.enabled": FLAG,
+    "sft.lora.r": whole(1),
+    "sft.lora.alpha": number(0, low_open=True),
+    "sft.lora.dropout": number(0.0, 1.0, high_open=True),
+    "sft.save_steps": whole(1),
+    "sft.save_total_limit": whole(1, null=True),
+    "sft.logging_steps": whole(1),
+    "sft.num_samples_logged": whole(0),
+    "sft.sample_max_new_tokens": whole(1),
+}
+
 COMMON: dict[str, Rule] = {"run_name": TEXT, "tracking.experiment_name": TEXT, "tracking.tracking_uri": TEXT}
 
 RULES: dict[str, dict[str, Rule]] = {
@@ -267,6 +301,7 @@ RULES: dict[str, dict[str, Rule]] = {
               "stop_after_unknown_steps": whole(0, null=True)},
     "evaluate": {**COMMON, **DATA, **EVAL},
     "prepare": {**COMMON, **DATA, **SELECTION, **PREPARE},
+    "sft": {**COMMON, **DATA, **SFT, "seed": whole()},
 }
 
 
@@ -306,10 +341,29 @@ def _soft_overlong_limits(cfg: DictConfig) -> str | None:
     return "; ".join(problems) or None
 
 
+def _model_folder(cfg: DictConfig) -> str | None:
+    """model.path, when set, must be a saved model folder (config.json, tokenizer)."""
+    from longwriter.models.loading import model_folder_problem
+
+    path = _get(cfg, "model.path")
+    if path is _ABSENT or path in (None, ""):
+        return None
+    return model_folder_problem(path)
+
+
+def _sft_batch(cfg: DictConfig) -> str | None:
+    size, accumulation = _get(cfg, "sft.batch_size"), _get(cfg, "sft.gradient_accumulation_steps")
+    if _ABSENT in (size, accumulation) or size % accumulation == 0:
+        return None
+    return (f"sft.gradient_accumulation_steps={accumulation} must divide sft.batch_size={size} (the step's batch "
+            f"is split into that many micro batches)")
+
+
 CROSS_CHECKS: dict[str, tuple[Callable[[DictConfig], str | None], ...]] = {
-    "train": (_grpo_group, _rollout_of_engine, _soft_overlong_limits),
-    "evaluate": (),
-    "prepare": (),  # prepare.output's suffix: longwriter.prepare.output_path
+    "train": (_grpo_group, _rollout_of_engine, _soft_overlong_limits, _model_folder),
+    "evaluate": (_model_folder,),
+    "prepare": (_model_folder,),  # prepare.output's suffix: longwriter.prepare.output_path
+    "sft": (_model_folder, _sft_batch),
 }
 
 
@@ -360,7 +414,7 @@ def config_problems(cfg: DictConfig, entry: str) -> list[str]:
 
 
 def check_config(cfg: DictConfig, entry: str) -> None:
-    """Raise one ConfigError listing every bad value (`entry`: train, evaluate or prepare)."""
+    """Raise one ConfigError listing every bad value (`entry`: train, evaluate, prepare or sft)."""
     problems = config_problems(cfg, entry)
     if problems:
         raise ConfigError("; ".join(problems))

@@ -1,4 +1,4 @@
-"""docs/config_reference.md, generated: every key of train / evaluate / prepare with its default and the
+"""docs/config_reference.md, generated: every key of train / evaluate / prepare / sft with its default and the
 comment the YAML gives it, then the keys each config-group option brings.
 
     python -m longwriter.config_reference          # rewrite docs/config_reference.md
@@ -20,7 +20,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from longwriter.paths import CONF_DIR
 
 DOC = CONF_DIR.parent / "docs" / "config_reference.md"
-ENTRIES = ("train", "evaluate", "prepare")
+ENTRIES = ("train", "evaluate", "prepare", "sft")
 GROUPS = ("engine", "reward", "data", "data_selection", "model", "judge", "eval", "tracking")
 _KEY_LINE = re.compile(r"^(\s*)([A-Za-z_][\w.]*):(.*)$")
 

@@ -43,14 +43,16 @@ def sweep_without_multirun_error(config: DictConfig) -> str | None:
             f"`python -m longwriter.train -m sweep={sweep} ...`")
 
 
-def resume_error(resume_from: str | None) -> str | None:
+def resume_error(resume_from: str | None, entry: str | None = "train") -> str | None:
     if not resume_from:
         return None
     path = Path(str(resume_from)).expanduser()
     if not (path / RUN_INFO_FILE).exists():
         return (f"resume_from={resume_from} is not a folder of an earlier run (no {RUN_INFO_FILE}); pass the "
-                f"output folder of the run to continue, e.g. outputs/train/<run_name>")
-    return None
+                f"output folder of the run to continue, e.g. outputs/{entry or 'train'}/<run_name>")
+    from longwriter.resume import wrong_kind_error
+
+    return wrong_kind_error(path.resolve(), str(entry))
 
 
 def taken_name_error(run_dir: Path, run_name: str, can_resume: bool) -> str | None:
@@ -83,7 +85,7 @@ class RunGuardCallback(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         error = sweep_without_multirun_error(config)
         resume_from = config.get("resume_from")
-        error = error or resume_error(resume_from)
+        error = error or resume_error(resume_from, kwargs.get("config_name"))
         if error is None and not resume_from:
             run_dir = Path(str(config.hydra.run.dir))
             error = taken_name_error(run_dir, str(config.get("run_name")), can_resume="resume_from" in config)

@@ -43,6 +43,8 @@ SAFE_ON_RESUME = (
     "engine.sample_every", "engine.num_samples_logged", "stop_after_unknown_steps",
     "judge.concurrency", "judge.rpm", "judge.tpm", "judge.timeout_s", "judge.max_retries", "judge.backoff_s",
     "judge.max_backoff_s", "eval.at_end",
+    "sft.max_steps", "sft.logging_steps", "sft.save_steps", "sft.save_total_limit", "sft.num_samples_logged",
+    "sft.sample_max_new_tokens",
 )
 _IGNORED = ("resume_from", "hydra")
 
@@ -59,6 +61,30 @@ def save_run_config(cfg: DictConfig, output_dir: Path) -> Path:
     plain.pop("resume_from", None)
     path.write_text(OmegaConf.to_yaml(OmegaConf.create(plain)))
     return path
+
+
+def run_kind(output_dir: Path) -> str | None:
+    """`sft` or `train`: which entry point wrote the run folder's config (None: no config there)."""
+    path = output_dir / RUN_CONFIG_FILE
+    if not path.exists():
+        return None
+    try:
+        saved = OmegaConf.load(path)
+    except Exception:  # noqa: BLE001 - an unreadable config is load_run_config's to report
+        return None
+    return "sft" if "sft" in saved else "train"
+
+
+def wrong_kind_error(output_dir: Path, entry: str) -> str | None:
+    """A resume of an SFT run's folder by train (or the other way round): one message naming the right command."""
+    kind = run_kind(output_dir)
+    if kind is None or kind == entry or entry not in ("sft", "train"):
+        return None
+    what = ("an SFT run (python -m longwriter.sft)" if kind == "sft"
+            else "an RL training run (python -m longwriter.train)")
+    return (f"resume_from={output_dir} is the folder of {what}; continue it with python -m longwriter.{kind} "
+            f"resume_from={output_dir}" + (f", or start RL from its model with model.path={output_dir}/final_model"
+                                           if kind == "sft" else ""))
 
 
 def load_run_config(output_dir: Path) -> DictConfig:
@@ -130,13 +156,20 @@ _MISSING = _Missing()
 
 
 def restore_config(cfg: DictConfig, output_dir: Path, overrides: Iterable[str] | None = None,
-                   baseline: DictConfig | None = None) -> tuple[DictConfig, dict[str, tuple[Any, Any]]]:
+                   baseline: DictConfig | None = None, entry: str = "train"
+                   ) -> tuple[DictConfig, dict[str, tuple[Any, Any]]]:
     """(the run's own config with this invocation's safe changes, {key: (old, new)} accepted).
 
-    Raises ConfigError listing every override that would change what is trained.
+    `entry`: the config the run was composed from (train or sft). Raises ConfigError listing every
+    override that would change what is trained.
     """
     overrides = list(_command_line_overrides() if overrides is None else overrides)
+    wrong = wrong_kind_error(output_dir, entry)
+    if wrong:
+        raise ConfigError(wrong)
     saved = load_run_config(output_dir)
+    if overrides and baseline is None:
+        baseline = _baseline(entry)
     saved_flat = flatten(OmegaConf.to_container(saved, resolve=False))
     current_flat = flatten(OmegaConf.to_container(cfg, resolve=True))
     refused, accepted = {}, {}

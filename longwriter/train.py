@@ -7,22 +7,15 @@ sweeper optimises.
 from __future__ import annotations
 
 import signal
-import sys
 
 import hydra
 from omegaconf import DictConfig
 
+from longwriter.cli import terminated as _terminated
 from longwriter.cli import user_errors_exit_cleanly
 from longwriter.paths import register_resolvers
 
 register_resolvers()
-
-
-def _terminated(signum: int, frame: object) -> None:
-    """SIGTERM unwinds like Ctrl-C: the MLflow run ends FAILED (with the reason) and a sweep marks its
-    running trial and parent run FAILED, instead of leaving them RUNNING (see docs/sweeps.md)."""
-    print(f"error: stopped by signal {signal.Signals(signum).name}", file=sys.stderr)
-    raise SystemExit(128 + signum)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

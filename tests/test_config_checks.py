@@ -64,7 +64,14 @@ BAD_INPUTS = [
      "advantage"),
     ("evaluate", "eval.temperature=-0.5", "eval.temperature=-0.5: must be a number >= 0"),
     ("train", "data.format=csv", "data.format='csv': must be one of builtin, hf_hub, jsonl, "
-     "longbench_write, parquet, verl_parquet, writingbench"),
+     "longbench_write, pairs, parquet, verl_parquet, writingbench"),
+    ("train", "model.path=/no/such/folder", "model.path=/no/such/folder: no folder there; pass the folder a run saved "
+     "(an SFT run's model/ or a training run's final_model/), holding config.json, the weights and the tokenizer"),
+    ("sft", "sft.template=poem", "sft.template='poem': must be one of plain, think_answer"),
+    ("sft", "sft.max_steps=0", "sft.max_steps=0: must be a whole number of SFT steps, at least 1 (e.g. "
+     "sft.max_steps=40), or null for sft.num_train_epochs passes over the data"),
+    ("sft", "sft.precision=fp16", "sft.precision='fp16': must be one of auto, bf16, fp32"),
+    ("sft", "sft.on_holdout_overlap=keep", "sft.on_holdout_overlap='keep': must be one of drop, error"),
     ("prepare", "prepare.verl_parquet=3", "prepare.verl_parquet=3: must be true or false"),
     ("prepare", "prepare.max_prompt_tokens=0", "prepare.max_prompt_tokens=0: must be a whole number >= 1 or null"),
     ("prepare", "prepare.log_dataset_max_mb=-5", "prepare.log_dataset_max_mb=-5: must be a number >= 0"),
@@ -112,7 +119,8 @@ def test_every_mistake_is_named_in_the_same_line() -> None:
 
 @pytest.mark.parametrize("entry,run", [("train", "longwriter.engines:run_training"),
                                        ("evaluate", "longwriter.evaluation.runner:run_evaluate"),
-                                       ("prepare", "longwriter.prepare:run_prepare")])
+                                       ("prepare", "longwriter.prepare:run_prepare"),
+                                       ("sft", "longwriter.sft_run:run_sft")])
 def test_the_run_functions_check_before_starting(entry: str, run: str, tmp_path: Path, tripwires) -> None:
     """A sweep trial (or code) calls these without the CLI's callback: they check first too."""
     module, name = run.split(":")
@@ -138,7 +146,7 @@ def test_the_shipped_choices_pass(overrides: list[str]) -> None:
     check_config(compose(overrides), "train")
 
 
-@pytest.mark.parametrize("entry", ["evaluate", "prepare"])
+@pytest.mark.parametrize("entry", ["evaluate", "prepare", "sft"])
 def test_the_other_defaults_pass(entry: str) -> None:
     check_config(compose([], config_name=entry), entry)
 
@@ -153,7 +161,8 @@ def test_every_rule_names_a_key_of_the_composed_configs() -> None:
                "prepare": [compose(o, config_name="prepare") for o in ([], ["data_selection=random"],
                                                                         ["data_selection=margin_aware"],
                                                                         ["data_selection=length_range"],
-                                                                        ["data=length_prompts"])]}
+                                                                        ["data=length_prompts"])],
+               "sft": [compose(o, config_name="sft") for o in ([], ["data=length_prompts"])]}
     for entry, rules in RULES.items():
         for key in rules:
             probe = key.replace("*", "length")

@@ -2,8 +2,8 @@
 
 The loader is chosen by `data.format` when set, else by `data.name` (so `data=jsonl` just works and
 a custom preset can say `name: my_set, format: jsonl`). Formats registered here and in the modules
-imported below: builtin, jsonl, parquet (the project's own row format = `Sample.to_dict`), hf_hub,
-longbench_write, writingbench, verl_parquet.
+imported below: builtin, jsonl, parquet (the project's own row format = `Sample.to_dict`), pairs
+(any prompt/response JSONL), hf_hub, longbench_write, writingbench, verl_parquet.
 
 Options every format takes:
   shuffle_seed  null keeps file order; an integer shuffles deterministically (random.Random(seed))
@@ -28,7 +28,8 @@ from longwriter.data import benchmarks as _benchmarks  # noqa: F401
 from longwriter.data import hf_hub as _hf_hub  # noqa: F401
 from longwriter.data import verl_parquet as _verl_parquet  # noqa: F401
 from longwriter.config_tools import plain
-from longwriter.data.loader_registry import build_samples, get_loader, iter_jsonl, register_loader, resolve_path
+from longwriter.data.loader_registry import build_samples, get_loader, iter_jsonl, register_loader, require_object, \
+    require_str, resolve_path
 from longwriter.data.schema import DataError, Sample
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,35 @@ def load_builtin(cfg: Mapping[str, Any]) -> list[Sample]:
 @register_loader("jsonl")
 def load_jsonl(cfg: Mapping[str, Any]) -> list[Sample]:
     return read_samples_jsonl(resolve_path(cfg))
+
+
+@register_loader("pairs")
+def load_pairs(cfg: Mapping[str, Any]) -> list[Sample]:
+    """Prompt/response pairs, one JSON object per line: `data.prompt_field` (default `prompt`: a string or
+    chat messages) and `data.response_field` (default `response`: a non-empty string), optionally `id`
+    (default `<file stem>-<row number>`) and any other Sample field (criteria, length_range, meta). The
+    response becomes the sample's one reference: what `python -m longwriter.sft` trains on, and what a
+    pairwise reward compares with."""
+    path = resolve_path(cfg)
+    prompt_key = str(cfg.get("prompt_field") or "prompt")
+    response_key = str(cfg.get("response_field") or "response")
+
+    def located() -> Iterable[tuple[str, dict[str, Any]]]:
+        for number, (where, row) in enumerate(iter_jsonl(path), start=1):
+            row = dict(require_object(row, where))
+            if prompt_key not in row:
+                raise DataError(f"{where}: field '{prompt_key}' is missing (each line needs `{prompt_key}` and "
+                                f"`{response_key}`; other names: data.prompt_field / data.response_field)")
+            response = require_str(row, response_key, where)
+            sample = {k: v for k, v in row.items() if k not in (prompt_key, response_key)}
+            sample.update(id=row.get("id") or f"{path.stem}-{number}", prompt=row[prompt_key],
+                          references=[response], source=row.get("source") or path.stem)
+            yield where, sample
+
+    samples = build_samples(located())
+    if not samples:
+        raise DataError(f"{path} is empty: give one JSON object with `{prompt_key}` and `{response_key}` per line")
+    return samples
 
 
 @register_loader("parquet")

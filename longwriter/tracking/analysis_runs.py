@@ -2,6 +2,7 @@
 
 Into the sweep parent run they analyse, or else into a new run tagged `kind=<kind>`; listings of
 training runs leave runs of NOT_TRAINING_KINDS out, so an analysis never shows up as a run to compare.
+SFT warm-ups (`kind=sft`) are left out too (no reward to compare), unless a listing asks for them.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 KIND_TAG = "kind"
-NOT_TRAINING_KINDS = ("compare", "analysis", "evaluate", "prepare", "arena")
+SFT_KIND = "sft"
+NOT_TRAINING_KINDS = ("compare", "analysis", "evaluate", "prepare", "arena", SFT_KIND)
 
 
-def is_training_run(run: Any) -> bool:
-    """False for analysis, evaluation, preparation and arena runs (an `mlflow.entities.Run`)."""
-    return run.data.tags.get(KIND_TAG) not in NOT_TRAINING_KINDS
+def is_training_run(run: Any, include: tuple[str, ...] = ()) -> bool:
+    """False for analysis, evaluation, preparation, arena and SFT runs (an `mlflow.entities.Run`), except
+    the kinds in `include` (e.g. ("sft",))."""
+    kind = run.data.tags.get(KIND_TAG)
+    return kind in include or kind not in NOT_TRAINING_KINDS
 
 
 def log_analysis_files(client: Any, experiment_id: str, files: Sequence[Path], kind: str, folder: str,

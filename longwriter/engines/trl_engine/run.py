@@ -371,8 +371,11 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
             if main:
                 if resuming:
                     log_resume(cfg, run.info.run_id, output_dir, checkpoint)
+                from longwriter.models.origin import origin_tags
+
+                # A policy from a saved folder (model.path) names the run that made it: policy_origin=<run id>.
                 mlflow.set_tags({"engine": "trl", "reward": str(cfg.reward.name), "model": str(cfg.model.name),
-                                 "processes": str(world_size())})
+                                 "processes": str(world_size()), **origin_tags(model_path)})
             trainer = build_trainer(cfg, output_dir, model_path, samples, setup, loop,
                                     callbacks=[CurriculumHistogramCallback(setup.curriculum, _num_levels(samples)),
                                                progress, CurriculumCheckpointCallback(setup.curriculum),

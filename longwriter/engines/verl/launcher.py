@@ -214,7 +214,10 @@ def _launch(cfg: DictConfig, verl_cfg: DictConfig, inputs: VerlInputs, train, ou
             from longwriter.resume import log_resume
 
             log_resume(cfg, run.info.run_id, output_dir, _last_verl_checkpoint(verl_cfg))
-        mlflow.set_tags({"engine": "verl", "reward": str(cfg.reward.name), "model": str(cfg.model.name)})
+        from longwriter.models.origin import origin_tags
+
+        mlflow.set_tags({"engine": "verl", "reward": str(cfg.reward.name), "model": str(cfg.model.name),
+                         **origin_tags(inputs.model_path)})
         mlflow.log_artifact(str(output_dir / VERL_DIR / CONFIG_FILE), "verl")
         with open_dict(verl_cfg):
             verl_cfg.ray_kwargs.ray_init.runtime_env.env_vars.MLFLOW_RUN_ID = run.info.run_id
