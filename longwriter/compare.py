@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from longwriter.errors import LongwriterError
-from longwriter.tracking.analysis_runs import SFT_KIND, is_training_run, log_analysis_files
+from longwriter.tracking.analysis_runs import KIND_TAG, SFT_KIND, is_training_run, log_analysis_files
 from longwriter.tracking.seed_stats import BANDS, SEED_KEYS, GroupAggregate, is_run_identity
 
 KEY_PARAMS = ("reward.name", "model.name", "engine.name", "engine.max_steps", "engine.learning_rate", "engine.beta")
@@ -86,6 +86,7 @@ def find_runs(client: Any, experiment_id: str, sweep: str | None, everything: bo
         # a seed that failed before logging params goes with its group's other seeds
         random_groups = {r.data.tags.get(GROUP_TAG) for r in runs if is_random_model_run(r)} - {None}
         runs = [r for r in runs if r.data.tags.get(ROLE_TAG) != "parent"
+                and (include_sft or r.data.tags.get(KIND_TAG) != SFT_KIND)
                 and (everything or (is_training_run(r, (SFT_KIND,) if include_sft else ()) and not is_random_model_run(r)
                                     and r.data.tags.get(GROUP_TAG) not in random_groups))]
     return runs, parent

@@ -294,16 +294,16 @@ def run_sft(cfg: DictConfig) -> float:
     from trl import SFTTrainer
 
     from longwriter.engines.precision import cpu_summary, resolve_precision
-    from longwriter.engines.trl_engine.callbacks import QuietProgressBar
-    from longwriter.engines.trl_engine.run import last_complete_checkpoint
+    from longwriter.engines.trl_engine.callbacks import CheckpointCompleteCallback, QuietProgressBar
     from longwriter.models import resolve_model_path
     from longwriter.models.origin import origin_tags, write_origin
-    from longwriter.resume import log_resume
+    from longwriter.resume import log_resume, newest_intact_checkpoint
     from longwriter.tracking.mlflow_run import log_metrics, mlflow_run
     from longwriter.tracking.tables import log_table
 
     resuming = bool(cfg.get("resume_from"))
-    checkpoint = last_complete_checkpoint(output_dir / CHECKPOINT_DIR) if resuming else None
+    checkpoint = (newest_intact_checkpoint(output_dir / CHECKPOINT_DIR, f"resume_from={output_dir}")
+                  if resuming else None)
     if resuming and checkpoint is None:
         logger.warning("resume_from=%s has no checkpoint yet: SFT starts from step 0", output_dir)
     model_path = resolve_model_path(cfg.model, cfg.paths.cache_dir)
@@ -325,7 +325,7 @@ def run_sft(cfg: DictConfig) -> float:
         trainer = SFTTrainer(model=model_path, args=sft_config(cfg, output_dir, precision, cuda),
                              train_dataset=Dataset.from_list([e.row() for e in examples]),
                              processing_class=tokenizer, peft_config=_peft_config(cfg.sft),
-                             callbacks=[_make_callback()])
+                             callbacks=[_make_callback(), CheckpointCompleteCallback()])
         trainer.remove_callback(ProgressCallback)
         trainer.add_callback(QuietProgressBar)
         result = trainer.train(resume_from_checkpoint=checkpoint)

@@ -130,11 +130,11 @@ def test_bf16_training_step_samples_from_the_copy(tmp_path) -> None:
     try:
         trainer = _trainer(tmp_path, "bf16", loop, beta=0.0)
         assert trainer.ref_model is None
-        calls = []
-        original = trainer.generation_copy.model.generate
-        trainer.generation_copy.model.generate = lambda *a, **k: calls.append(1) or original(*a, **k)
+        calls = []  # forward passes of the copy: the rollout's sampler (compact_sampler or generate) runs it
+        hook = trainer.generation_copy.model.register_forward_pre_hook(lambda *_: calls.append(1))
         before = [p.detach().clone() for p in trainer.model.parameters()]
         trainer.train()
+        hook.remove()
         assert calls, "the rollout was not sampled from the bf16 copy"
         assert any(not torch.equal(b, p) for b, p in zip(before, trainer.model.parameters()))
         assert all(p.dtype == torch.float32 for p in trainer.model.parameters())

@@ -185,6 +185,7 @@ class LongwriterGRPOTrainer(GRPOTrainer):
         if copy is not None:
             self.model_wrapped = copy.model
         stats: dict[str, float] = {}
+        shadowed = sampler.__dict__.get("generate")  # an instance attribute set by someone else stays theirs
         if compact:
             sampler.generate = functools.partial(compact_sampler.compact_generate, sampler, stats=stats)
         try:
@@ -194,6 +195,8 @@ class LongwriterGRPOTrainer(GRPOTrainer):
             self.model_wrapped = wrapped
             if compact:
                 del sampler.generate
+                if shadowed is not None:
+                    sampler.generate = shadowed
             if stats:
                 self._metrics[self._mode()]["rollout/decoded_rows_frac"].append(stats["decoded_rows_frac"])
 
