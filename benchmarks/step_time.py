@@ -2,8 +2,9 @@
 
 Variants (`--variants`, default all three), each training `--steps` GRPO steps on the default model
 and settings (Hydra overrides may follow) at precision `--precision`:
-  today  the harness with transformers' `generate` (`engine.rollout.drop_finished_rows=false`): the
-         rollout as main had it before issue 21
+  today  the harness as main had it before issue 21: transformers' `generate`
+         (`engine.rollout.drop_finished_rows=false`) and the step's batch in one micro batch
+         (`engine.gradient_accumulation_steps=1`)
   new    the harness as configured (default: ended completions leave the decode batch)
   bare   TRL's own `GRPOTrainer` with the same model, data, reward function (the recipe as a plain
          TRL reward function) and `GRPOConfig`: what the harness costs over TRL
@@ -37,7 +38,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("today", "new", "bare")
-TODAY = ["engine.rollout.drop_finished_rows=false"]  # the rollout before issue 21: transformers' generate
+# The loop before issue 21: transformers' generate, the whole step's batch in one micro batch.
+TODAY = ["engine.rollout.drop_finished_rows=false", "engine.gradient_accumulation_steps=1"]
 
 
 class _RssSampler(threading.Thread):

@@ -37,6 +37,7 @@ class Rule:
     choices: tuple[str, ...] | Choices = ()
     null: bool = False
     says: str = ""  # replaces the generated description of what is allowed
+    words: tuple[str, ...] = ()  # named values a number key also takes (e.g. "auto")
 
     def allowed(self) -> str:
         if self.says:
@@ -51,7 +52,8 @@ class Rule:
         else:
             what = "a whole number" if self.kind == "int" else "a number"
             what += self._range()
-        return f"must be {what}" + (" or null" if self.null else "")
+        words = "".join(f" or {word}" for word in self.words)
+        return f"must be {what}{words}" + (" or null" if self.null else "")
 
     def _range(self) -> str:
         if self.low is not None and self.high is not None:
@@ -68,6 +70,8 @@ class Rule:
     def accepts(self, value: Any) -> bool:
         if value is None:
             return self.null
+        if isinstance(value, str) and value in self.words:
+            return True
         if self.kind == "bool":
             return isinstance(value, bool)
         if self.kind == "str":
@@ -87,8 +91,8 @@ class Rule:
         return not (self.high is not None and (value > self.high or (self.high_open and value == self.high)))
 
 
-def whole(low: int | None = None, null: bool = False, says: str = "") -> Rule:
-    return Rule("int", low=low, null=null, says=says)
+def whole(low: int | None = None, null: bool = False, says: str = "", words: tuple[str, ...] = ()) -> Rule:
+    return Rule("int", low=low, null=null, says=says, words=words)
 
 
 def number(low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False,
@@ -195,7 +199,7 @@ ENGINE: dict[str, Rule] = {
     "engine.rollout.gpu_memory_utilization": PROBABILITY_MASS,
     "engine.rollout.tensor_parallel_size": whole(1),
     "engine.rollout.drop_finished_rows": FLAG,
-    "engine.gradient_accumulation_steps": whole(1),
+    "engine.gradient_accumulation_steps": whole(1, words=("auto",)),
     "engine.loss_type": TEXT,
     "engine.mask_truncated_completions": FLAG,
     "engine.save_total_limit": whole(1, null=True),

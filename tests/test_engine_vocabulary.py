@@ -140,8 +140,9 @@ def test_trl_adapter_maps_the_shared_keys() -> None:
                       "engine.gradient_checkpointing=true", "engine.rollout.backend=vllm",
                       "engine.rollout.vllm_mode=server", "engine.rollout.server_base_url=http://h:8000",
                       "engine.rollout.gpu_memory_utilization=0.5", "engine.rollout.tensor_parallel_size=2",
-                      "engine.trl.top_k=7"])
-    assert (args.max_steps, args.per_device_train_batch_size, args.num_generations, args.learning_rate) == (3, 8, 4, 2e-5)
+                      "engine.trl.top_k=7", "engine.gradient_accumulation_steps=2"])
+    assert (args.max_steps, args.num_generations, args.learning_rate) == (3, 4, 2e-5)
+    assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (4, 2)
     assert (args.beta, args.max_completion_length, args.temperature, args.top_p, args.save_steps) == \
         (0.1, 64, 0.7, 0.9, 2)
     assert (args.epsilon, args.epsilon_high, args.warmup_steps, args.loss_type) == (0.1, 0.3, 0.2, "grpo")
@@ -171,6 +172,24 @@ def test_trl_batch_semantics_with_several_processes() -> None:
     with pytest.raises(ConfigError, match="must divide"):
         batch_layout(compose(["engine.prompts_per_step=2", "engine.num_generations=3",
                               "engine.gradient_accumulation_steps=2"]).engine, processes=2)
+
+
+@pytest.mark.parametrize("prompts,group,processes,on_gpu,expected", [
+    (4, 4, 1, False, (4, 4)),    # the default: 16 completions in 4 micro batches of 4 on CPU
+    (4, 4, 1, True, (16, 1)),    # a GPU takes the whole batch at once
+    (2, 4, 1, False, (4, 2)),
+    (2, 3, 1, False, (6, 1)),    # 6 has no divisor that leaves >= 4 per micro batch but one pass
+    (4, 3, 1, False, (4, 3)),
+    (2, 2, 1, False, (4, 1)),
+    (4, 4, 2, False, (4, 2)),    # per process: 2 prompts x 4
+    (1, 2, 1, False, (2, 1)),    # fewer than 4 completions: one pass
+])
+def test_auto_accumulation_splits_into_micro_batches_of_four_on_cpu(prompts, group, processes, on_gpu, expected) -> None:
+    from longwriter.engines.trl_engine.run import batch_layout
+
+    engine = compose([f"engine.prompts_per_step={prompts}", f"engine.num_generations={group}"]).engine
+    assert engine.gradient_accumulation_steps == "auto"  # the default
+    assert batch_layout(engine, processes=processes, on_gpu=on_gpu) == expected
 
 
 @pytest.mark.parametrize("overrides,needle", [

@@ -112,3 +112,30 @@ def test_weights_move_after_one_step(tmp_path) -> None:
     after = AutoModelForCausalLM.from_pretrained(tmp_path / "train" / "w" / "final_model").state_dict()
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     assert len(changed) >= len(before) // 2, f"only {len(changed)} of {len(before)} tensors changed"
+
+
+def _one_step_weight_change(tmp_path, name: str, accumulation: str) -> dict[str, torch.Tensor]:
+    """final - initial weights after one plain-SGD step of a tiny run (SGD: the change is lr x gradient)."""
+    from transformers import AutoModelForCausalLM
+
+    from longwriter.engines import run_training
+
+    cfg = compose(["model=tiny_random", "data.limit=4", "engine.max_steps=1", "engine.prompts_per_step=2",
+                   "engine.num_generations=4", "engine.max_completion_length=16", "engine.learning_rate=1e-2",
+                   f"engine.gradient_accumulation_steps={accumulation}", "engine.trl.optim=sgd",
+                   "eval.at_start=false", "eval.at_end=false", f"paths.output_root={tmp_path}", f"run_name={name}"])
+    before = AutoModelForCausalLM.from_pretrained(resolve_model_path(cfg.model, cfg.paths.cache_dir)).state_dict()
+    run_training(cfg)
+    after = AutoModelForCausalLM.from_pretrained(tmp_path / "train" / name / "final_model").state_dict()
+    return {k: after[k] - before[k] for k in before}
+
+
+def test_micro_batches_give_the_same_update_as_one_pass(tmp_path) -> None:
+    """engine.gradient_accumulation_steps splits the step's 8 completions into micro batches without changing
+    the rollouts or the gradient (dapo normalises by the whole batch's tokens): the SGD step is the same."""
+    whole = _one_step_weight_change(tmp_path, "one", "1")
+    split = _one_step_weight_change(tmp_path, "four", "4")
+    moved = sum(float(d.norm()) ** 2 for d in whole.values()) ** 0.5
+    differ = sum(float((whole[k] - split[k]).norm()) ** 2 for k in whole) ** 0.5
+    assert moved > 0.0
+    assert differ <= 1e-4 * moved, f"update differs by {differ:.3g} (update size {moved:.3g})"
