@@ -13,103 +13,16 @@ where they read them.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from longwriter.config_rules import (FLAG, FRACTION, PROBABILITY_MASS, TEXT, Rule, number,  # noqa: F401
+                                     one_of, whole)
+from longwriter.engine_settings import ROLLOUT_BACKENDS, engine_rules  # noqa: F401  (ROLLOUT_BACKENDS: re-exported)
 from longwriter.errors import ConfigError
 
 _ABSENT = object()
-Choices = Callable[[], "tuple[str, ...] | list[str]"]
-
-
-@dataclass(frozen=True)
-class Rule:
-    """What one key accepts. `kind`: int | number | bool | str | choice | subset."""
-
-    kind: str
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False  # low itself not allowed
-    high_open: bool = False
-    choices: tuple[str, ...] | Choices = ()
-    null: bool = False
-    says: str = ""  # replaces the generated description of what is allowed
-    words: tuple[str, ...] = ()  # named values a number key also takes (e.g. "auto")
-
-    def allowed(self) -> str:
-        if self.says:
-            return self.says
-        if self.kind in ("choice", "subset"):
-            what = f"one of {', '.join(self._choices())}"
-            what = f"a list of names from {', '.join(self._choices())}" if self.kind == "subset" else what
-        elif self.kind == "bool":
-            what = "true or false"
-        elif self.kind == "str":
-            what = "a non-empty text"
-        else:
-            what = "a whole number" if self.kind == "int" else "a number"
-            what += self._range()
-        words = "".join(f" or {word}" for word in self.words)
-        return f"must be {what}{words}" + (" or null" if self.null else "")
-
-    def _range(self) -> str:
-        if self.low is not None and self.high is not None:
-            return f" in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
-        if self.low is not None:
-            return f" {'>' if self.low_open else '>='} {self.low:g}"
-        if self.high is not None:
-            return f" {'<' if self.high_open else '<='} {self.high:g}"
-        return ""
-
-    def _choices(self) -> tuple[str, ...]:
-        return tuple(self.choices() if callable(self.choices) else self.choices)
-
-    def accepts(self, value: Any) -> bool:
-        if value is None:
-            return self.null
-        if isinstance(value, str) and value in self.words:
-            return True
-        if self.kind == "bool":
-            return isinstance(value, bool)
-        if self.kind == "str":
-            return isinstance(value, str) and bool(value.strip())
-        if self.kind == "choice":
-            return isinstance(value, str) and value in self._choices()
-        if self.kind == "subset":
-            return isinstance(value, (list, tuple, ListConfig)) and all(str(v) in self._choices() for v in value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return False
-        if self.kind == "int" and not isinstance(value, int):
-            return False
-        if not math.isfinite(value):
-            return False
-        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
-            return False
-        return not (self.high is not None and (value > self.high or (self.high_open and value == self.high)))
-
-
-def whole(low: int | None = None, null: bool = False, says: str = "", words: tuple[str, ...] = ()) -> Rule:
-    return Rule("int", low=low, null=null, says=says, words=words)
-
-
-def number(low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False,
-           null: bool = False) -> Rule:
-    return Rule("number", low=low, high=high, low_open=low_open, high_open=high_open, null=null)
-
-
-def one_of(choices: tuple[str, ...] | Choices, null: bool = False) -> Rule:
-    return Rule("choice", choices=choices, null=null)
-
-
-FLAG = Rule("bool")
-TEXT = Rule("str")
-FRACTION = number(0.0, 1.0)
-PROBABILITY_MASS = number(0.0, 1.0, low_open=True)  # top_p, GPU memory share
-
-
 # The engines, kept here (below the engines layer) because `engine.name` is a config value checked
 # before any engine is imported: name -> the module whose `run(cfg, output_dir)` trains with it
 # (`longwriter.engines.run_training` imports it only when chosen: heavy imports).
@@ -117,8 +30,6 @@ ENGINES: dict[str, str] = {
     "trl": "longwriter.engines.trl_engine.run",
     "verl": "longwriter.engines.verl.launcher",
 }
-# engine -> the rollout backends it supports (`engine.rollout.backend`; longwriter.engines.vocabulary names it too).
-ROLLOUT_BACKENDS: dict[str, tuple[str, ...]] = {"trl": ("transformers", "vllm"), "verl": ("vllm", "sglang")}
 
 
 def engine_names() -> list[str]:
@@ -165,63 +76,8 @@ def _sft_templates() -> tuple[str, ...]:
     return SFT_TEMPLATES
 
 
-MAX_STEPS = whole(1, null=True, says="must be a whole number of GRPO steps, at least 1 (e.g. engine.max_steps=50), "
-                                     "or null for engine.num_train_epochs passes over the data")
-
-ENGINE: dict[str, Rule] = {
-    "engine.name": one_of(engine_names),
-    "engine.dry_run": FLAG,
-    "engine.max_steps": MAX_STEPS,
-    "engine.num_train_epochs": number(0, low_open=True),
-    "engine.prompts_per_step": whole(1),
-    "engine.num_generations": whole(1),
-    "engine.max_prompt_length": whole(1),
-    "engine.max_completion_length": whole(1),
-    "engine.temperature": number(0, low_open=True),
-    "engine.top_p": PROBABILITY_MASS,
-    "engine.learning_rate": number(0, low_open=True),
-    "engine.lr_scheduler_type": TEXT,
-    "engine.warmup_ratio": number(0.0, 1.0, high_open=True),
-    "engine.beta": number(0),
-    "engine.clip_ratio_low": number(0.0, 1.0, high_open=True),
-    "engine.clip_ratio_high": number(0),
-    "engine.precision": one_of(("auto", "bf16", "fp32")),
-    "engine.attn_implementation": one_of(("auto", "sdpa", "eager", "flash_attention_2")),
-    "engine.gradient_checkpointing": FLAG,
-    "engine.save_steps": whole(1),
-    "engine.eval_steps": whole(1, null=True),
-    "engine.lora.enabled": FLAG,
-    "engine.lora.r": whole(1),
-    "engine.lora.alpha": number(0, low_open=True),
-    "engine.lora.dropout": number(0.0, 1.0, high_open=True),
-    "engine.rollout.backend": one_of(("transformers", "vllm", "sglang")),
-    "engine.rollout.vllm_mode": one_of(("colocate", "server")),
-    "engine.rollout.gpu_memory_utilization": PROBABILITY_MASS,
-    "engine.rollout.tensor_parallel_size": whole(1),
-    "engine.rollout.drop_finished_rows": FLAG,
-    "engine.gradient_accumulation_steps": whole(1, words=("auto",)),
-    "engine.loss_type": TEXT,
-    "engine.mask_truncated_completions": FLAG,
-    "engine.save_total_limit": whole(1, null=True),
-    "engine.logging_steps": whole(1),
-    "engine.sample_every": whole(1),
-    "engine.num_samples_logged": whole(0),
-    "engine.algorithm": one_of(("grpo", "ppo")),
-    "engine.strategy": one_of(("fsdp", "fsdp2", "megatron")),
-    "engine.nnodes": whole(1),
-    "engine.n_gpus_per_node": whole(1),
-    "engine.ppo_mini_batch_size": whole(1, null=True),
-    "engine.micro_batch_size_per_gpu": whole(1),
-    "engine.use_dynamic_bsz": FLAG,
-    "engine.critic_lr": number(0, low_open=True),
-    "engine.entropy_coeff": number(0),
-    "engine.kl_in_reward": FLAG,
-    "engine.val_temperature": number(0),
-    "engine.val_size": whole(0),
-    "engine.val_before_train": FLAG,
-    "engine.reward_workers": whole(1),
-    "engine.allow_local_judge": FLAG,
-}
+# The engine settings' rules come from their one home, engine_settings (help, rule, mapping per key).
+ENGINE: dict[str, Rule] = {"engine.name": one_of(engine_names), **engine_rules()}
 
 REWARD: dict[str, Rule] = {
     "reward.combine": one_of(_combiners),

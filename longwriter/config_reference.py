@@ -1,11 +1,13 @@
 """docs/config_reference.md, generated: every key of train / evaluate / prepare / sft with its default and the
-comment the YAML gives it, then the keys each config-group option brings.
+comment the YAML gives it, then the keys each config-group option brings; and the shared-key table of
+docs/engines.md, from longwriter/engine_settings.py.
 
-    python -m longwriter.config_reference          # rewrite docs/config_reference.md
-    python -m longwriter.config_reference --check  # exit 1 if the file is out of date (tests/test_config_reference.py)
+    python -m longwriter.config_reference          # rewrite both
+    python -m longwriter.config_reference --check  # exit 1 if either is out of date (tests/test_config_reference.py)
 
 Defaults are shown unresolved (`${paths.output_root}/...`), so the page is the same on every machine.
-Comments are read from conf/**/*.yaml: the inline comment of a key, else the comment block just above it.
+Meanings: an `engine.*` key's from engine_settings; any other key's from conf/**/*.yaml (the inline
+comment of a key, else the comment block just above it).
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from typing import Any, Iterator
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from longwriter.engine_settings import SETTINGS, vocabulary_table
 from longwriter.paths import CONF_DIR
 
 DOC = CONF_DIR.parent / "docs" / "config_reference.md"
+ENGINES_DOC = CONF_DIR.parent / "docs" / "engines.md"
+TABLE_START, TABLE_END = "<!-- engine-settings table: generated -->", "<!-- end of the generated table -->"
 ENTRIES = ("train", "evaluate", "prepare", "sft")
 GROUPS = ("engine", "reward", "data", "data_selection", "model", "judge", "eval", "tracking")
 _KEY_LINE = re.compile(r"^(\s*)([A-Za-z_][\w.]*):(.*)$")
@@ -67,6 +72,7 @@ def all_comments() -> dict[str, str]:
             if prefix and key == "name":  # an option's description: shown in that option's own table only
                 continue
             comments.setdefault(prefix + key, text)
+    comments.update({f"engine.{setting.key}": setting.help for setting in SETTINGS})
     return comments
 
 
@@ -142,15 +148,25 @@ def render() -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def render_engines_doc(current: str) -> str:
+    """docs/engines.md with the table between its markers regenerated from engine_settings."""
+    if TABLE_START not in current or TABLE_END not in current:
+        raise SystemExit(f"{ENGINES_DOC} lost its table markers {TABLE_START!r} ... {TABLE_END!r}")
+    head, rest = current.split(TABLE_START, 1)
+    tail = rest.split(TABLE_END, 1)[1]
+    return head + TABLE_START + "\n" + "\n".join(vocabulary_table()) + "\n" + TABLE_END + tail
+
+
 def main(argv: list[str]) -> int:
-    text = render()
+    pages = {DOC: render(), ENGINES_DOC: render_engines_doc(ENGINES_DOC.read_text())}
     if "--check" in argv:
-        if not DOC.exists() or DOC.read_text() != text:
-            print(f"{DOC} is out of date: run python -m longwriter.config_reference", file=sys.stderr)
-            return 1
-        return 0
-    DOC.write_text(text)
-    print(f"wrote {DOC}")
+        stale = [path for path, text in pages.items() if not path.exists() or path.read_text() != text]
+        for path in stale:
+            print(f"{path} is out of date: run python -m longwriter.config_reference", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in pages.items():
+        path.write_text(text)
+        print(f"wrote {path}")
     return 0
 
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from longwriter.config_reference import DOC, file_comments, render
+from longwriter.config_reference import DOC, ENGINES_DOC, file_comments, render, render_engines_doc
 
 
 def test_the_reference_is_up_to_date() -> None:
     assert DOC.read_text() == render(), "run: python -m longwriter.config_reference"
+
+
+def test_the_engines_doc_table_is_generated_from_the_settings() -> None:
+    from longwriter.engine_settings import BY_KEY
+
+    text = ENGINES_DOC.read_text()
+    assert text == render_engines_doc(text), "run: python -m longwriter.config_reference"
+    assert f"| `beta` | beta | {BY_KEY['beta'].verl} |" in text
 
 
 def test_every_checked_key_has_a_row() -> None:

@@ -18,11 +18,11 @@ import logging
 import platform
 from pathlib import Path
 
+from longwriter.engine_settings import PRECISIONS
 from longwriter.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "bf16", "fp32")
 # CPU flags (as /proc/cpuinfo and lscpu name them) that give bf16 matrix units worth using (module doc).
 BF16_CPU_FLAGS = ("amx_bf16",)
 # Flags worth printing next to timings: they explain why a machine is fast or slow.
