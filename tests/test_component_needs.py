@@ -78,6 +78,21 @@ def test_a_renamed_component_keeps_its_types_needs() -> None:
     assert [c.name for c in spec.needing("whole_group")] == ["ref_free"]
 
 
+def test_the_verl_advantage_inputs_take_the_parsed_recipe() -> None:
+    """The driver reads weights, combine and eps through `parse_recipe`, with its checks."""
+    from longwriter.engines.verl.advantage import AdvantageInputs
+
+    cfg = {"combine": "mean_advantage", "eps": 0.5, "components": {"p": {"type": "pairwise", "weight": 2}, "length": {}}}
+    spec = parse_recipe(cfg)
+    inputs = AdvantageInputs.from_extra_infos([{"p": 1.0, "length": "x"}, None], spec)
+    assert (inputs.weights, inputs.mode, inputs.eps) == ({"p": 2.0, "length": 1.0}, "mean_advantage", 0.5)
+    np.testing.assert_array_equal(inputs.rewards["p"], [1.0, np.nan])
+    from_cfg = AdvantageInputs.from_extra_infos([None], cfg)
+    assert (from_cfg.weights, from_cfg.mode, from_cfg.eps) == (spec.weights, spec.combine, spec.eps)
+    with pytest.raises(ValueError, match="unknown combine mode 'nope'"):
+        AdvantageInputs.from_extra_infos([None], {**cfg, "combine": "nope"})
+
+
 class _Judged:
     """A test component that records the pairwise judge it was built with."""
 
