@@ -1,8 +1,8 @@
 """A training that cannot get rewards fails, early and by name.
 
-- `require_references`: a recipe with a pairwise component compares responses with reference
-  answers; data without them would train on zero advantages, so it is refused at start.
-- `require_criteria`: a recipe with a checklist component scores each sample's own criteria; a sample
+- `require_references`: a recipe whose components need references (pairwise) compares responses with
+  reference answers; data without them would train on zero advantages, so it is refused at start.
+- `require_criteria`: a recipe whose components need criteria (checklist) scores each sample's own criteria; a sample
   without them (or with weights that cannot normalise) is refused at start, not skipped: a silently
   smaller training set would change what a run means.
 - the judge check: an API judge is asked once before the first step (unreachable endpoint, rejected
@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from longwriter.errors import ConfigError, LongwriterError
+
+if TYPE_CHECKING:
+    from longwriter.rewards.base import Needs
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +32,9 @@ class RewardSignalLost(LongwriterError):
     """Too many consecutive steps without a single judge verdict."""
 
 
-def require_references(component_kinds: Iterable[str], samples: list, data_name: str) -> None:
-    if "pairwise" not in set(component_kinds):
+def require_references(needs: "Needs", samples: list, data_name: str) -> None:
+    """`needs`: the recipe's (`longwriter.rewards.recipe_needs`)."""
+    if not needs.references:
         return
     missing = [s.id for s in samples if not s.references]
     if missing:
@@ -41,8 +45,9 @@ def require_references(component_kinds: Iterable[str], samples: list, data_name:
             f"prepare.references.writers=[...]`")
 
 
-def require_criteria(component_kinds: Iterable[str], samples: list, data_name: str) -> None:
-    if "checklist" not in set(component_kinds):
+def require_criteria(needs: "Needs", samples: list, data_name: str) -> None:
+    """`needs`: the recipe's (`longwriter.rewards.recipe_needs`)."""
+    if not needs.criteria:
         return
     from longwriter.rewards.checklist import criteria_weights
 

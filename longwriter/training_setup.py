@@ -18,11 +18,6 @@ from longwriter.data.schema import DataError, Sample
 
 logger = logging.getLogger(__name__)
 
-# Components that need a judge (pairwise, BRPO and checklist always; quality unless a reward model scores it).
-_PAIRWISE_TYPES = {"pairwise"}  # ...and a curriculum
-_JUDGED_TYPES = _PAIRWISE_TYPES | {"bootstrap_pairwise", "checklist"}
-
-
 @dataclass
 class RewardSetup:
     recipe: Any
@@ -30,21 +25,11 @@ class RewardSetup:
     judge_backend: Any | None
 
 
-def component_types(reward_cfg: DictConfig) -> dict[str, str]:
-    """{component name: component type} (a component may reuse a type under another name)."""
-    components = reward_cfg.get("components") or {}
-    return {name: str((spec or {}).get("type", name)) for name, spec in components.items()}
+def needs_judge(reward_cfg: Any) -> bool:
+    """Whether a component of `reward=` declares it needs a judge (`longwriter.rewards.Needs`)."""
+    from longwriter.rewards import recipe_needs
 
-
-def needs_judge(reward_cfg: DictConfig) -> bool:
-    for name, kind in component_types(reward_cfg).items():
-        spec = reward_cfg.components[name] or {}
-        if kind in _JUDGED_TYPES:
-            return True
-        source = str(spec.get("source", "auto"))
-        if kind == "quality" and (source == "judge" or (source == "auto" and not spec.get("model"))):
-            return True  # "auto" with a reward model named (quality.model) scores without a judge
-    return False
+    return recipe_needs(reward_cfg).judge
 
 
 def load_training_samples(cfg: DictConfig) -> list[Sample]:
@@ -70,9 +55,9 @@ def load_training_samples(cfg: DictConfig) -> list[Sample]:
 
 def judged_recipe(reward_cfg: Any, backend: Any | None, curriculum: Any | None,
                   max_completion_tokens: int | None = None) -> Any:
-    """`reward=`'s recipe whose judged components (pairwise, judge quality, checklist) ask `backend` (None: a
-    recipe without a judge); `max_completion_tokens`: engine.max_completion_length (soft_overlong's
-    default L_max). The TRL run and verl's reward workers both build their recipe here."""
+    """`reward=`'s recipe (its config or `RecipeSpec`) whose judged components (those that declare a judge)
+    ask `backend` (None: a recipe without a judge); `max_completion_tokens`: engine.max_completion_length
+    (soft_overlong's default L_max). The TRL run and verl's reward workers both build their recipe here."""
     from longwriter.rewards import build_recipe
 
     judges = {}
@@ -90,20 +75,21 @@ def completion_budget(cfg: DictConfig) -> int | None:
     return None if value is None else int(value)
 
 
-def build_reward_setup(cfg: DictConfig, output_dir: Path, curriculum_path: Path | None = None) -> RewardSetup:
+def build_reward_setup(cfg: DictConfig, output_dir: Path, curriculum_path: Path | None = None,
+                       spec: Any = None) -> RewardSetup:
     """The reward recipe with its judge (built, not yet checked) and curriculum, as configured by
-    `reward=` and `judge=`."""
+    `reward=` and `judge=`; `spec`: `reward=` already parsed (`longwriter.rewards.parse_recipe`)."""
     from longwriter.curriculum import CurriculumState
     from longwriter.judges.lifecycle import build_judge
+    from longwriter.rewards import parse_recipe
 
-    reward_cfg = cfg.reward
-    types = set(component_types(reward_cfg).values())
-    backend = build_judge(cfg.judge, cfg.paths.cache_dir) if needs_judge(reward_cfg) else None
+    spec = parse_recipe(cfg.reward if spec is None else spec)
+    backend = build_judge(cfg.judge, cfg.paths.cache_dir) if spec.needs.judge else None
     curriculum = None
-    if types & _PAIRWISE_TYPES:
+    if spec.needs.curriculum:
         curriculum = CurriculumState(curriculum_path or output_dir / "curriculum.sqlite")
     return RewardSetup(
-        recipe=judged_recipe(reward_cfg, backend, curriculum, completion_budget(cfg)),
+        recipe=judged_recipe(spec, backend, curriculum, completion_budget(cfg)),
         curriculum=curriculum,
         judge_backend=backend,
     )

@@ -132,10 +132,17 @@ def test_bad_criteria_weights_are_clear_errors(weights, message) -> None:
 def test_training_refuses_data_without_criteria_before_the_first_step() -> None:
     samples = [_sample(sid="ok"), _sample(criteria=[], sid="bare-1"), _sample(criteria=[], sid="bare-2")]
     with pytest.raises(ConfigError, match=r"2 of 3 samples of data=mine have none \(e.g. bare-1, bare-2\)"):
-        require_criteria(["length", "checklist"], samples, "mine")
-    require_criteria(["length", "pairwise"], samples, "mine")  # other recipes do not need criteria
+        require_criteria(_needs("length", "checklist"), samples, "mine")
+    require_criteria(_needs("length", "pairwise"), samples, "mine")  # other recipes do not need criteria
     with pytest.raises(ConfigError, match="has 1 weights for 3 criteria"):
-        require_criteria(["checklist"], [_sample(criteria_weights=[1])], "mine")
+        require_criteria(_needs("checklist"), [_sample(criteria_weights=[1])], "mine")
+
+
+def _needs(*kinds: str):
+    """The declared needs of a recipe of these components (default options)."""
+    from longwriter.rewards import recipe_needs
+
+    return recipe_needs({"components": {kind: {} for kind in kinds}})
 
 
 def test_the_trl_dry_run_refuses_data_without_criteria(tmp_path: Path) -> None:

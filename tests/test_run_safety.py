@@ -167,12 +167,13 @@ def test_a_streak_of_all_unknown_steps_stops_the_run_past_the_limit() -> None:
 
 def test_a_recipe_that_needs_references_refuses_data_without_them(tmp_path: Path) -> None:
     from longwriter.data.schema import Sample
+    from longwriter.rewards import recipe_needs
     from longwriter.training_guards import require_references
 
     samples = [Sample(id="a", prompt="Write 300 words.", references=["ref"]), Sample(id="b", prompt="Write.")]
-    require_references(["length"], samples, "jsonl")
+    require_references(recipe_needs({"components": {"length": {}}}), samples, "jsonl")
     with pytest.raises(ConfigError, match=r"1 of 2 samples of data=jsonl have none \(e.g. b\)"):
-        require_references(["pairwise", "length"], samples, "jsonl")
+        require_references(recipe_needs({"components": {"pairwise": {}, "length": {}}}), samples, "jsonl")
 
 
 async def _open_clients(backend) -> int:

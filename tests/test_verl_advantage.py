@@ -114,6 +114,7 @@ def _trainer(tmp_path, estimator: str):
 
     from longwriter.engines.verl.config_builder import VerlInputs, build_verl_config
     from longwriter.engines.verl.trainer import LongWriterSyncTrainer
+    from longwriter.rewards import parse_recipe
 
     cfg = project_cfg(tmp_path, reward=HYBRID_RECIPE)
     inputs = VerlInputs(tmp_path / "t.parquet", tmp_path / "v.parquet", "model", tmp_path)
@@ -122,6 +123,7 @@ def _trainer(tmp_path, estimator: str):
         verl_cfg.algorithm.adv_estimator = estimator
     trainer = object.__new__(LongWriterSyncTrainer)  # only _compute_advantage is exercised
     trainer.config, trainer.recipe_cfg, trainer.curriculum_actor = verl_cfg, HYBRID_RECIPE, None
+    trainer.recipe_spec = parse_recipe(HYBRID_RECIPE)
     return trainer
 
 

@@ -4,13 +4,18 @@ A component is a plain object with `async def score(batch) -> ComponentScores`: 
 completion (NaN = unknown or not applicable, never a silent 0) plus metrics named
 "section/name/stat". Components are registered by name so that a recipe config selects them;
 a duplicate name is an error, and no discovery by subclassing happens.
+
+A component declares at registration what it needs from the run (`Needs`: a judge, the samples'
+references or criteria, the curriculum, ...); training setup and the guards ask the recipe's
+declared needs (`recipe.recipe_needs`), never a component's name, so a new component that needs a
+judge gets one without editing them.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Mapping, Protocol, Sequence, TypeVar
 
 import numpy as np
@@ -100,16 +105,54 @@ class BuildContext:
     checklist_judge: Any = None  # scores one criterion at a time (longwriter.judges.ChecklistTask)
 
 
+@dataclass(frozen=True)
+class Needs:
+    """What a component needs besides its options (declared at registration, see module doc).
+
+    pairwise_judge / pointwise_judge / checklist_judge: that judge in the BuildContext (the run builds one);
+    references: every training sample's reference answers (refused at start without them);
+    criteria: every training sample's criteria with weights that normalise (refused at start otherwise);
+    curriculum: a curriculum state that moves the samples' levels;
+    length_ranges: scores against each sample's length range (samples marked infeasible, [0, 0], are
+      dropped before training);
+    whole_group: scores a completion against others of its group, so all of a group must be scored
+      together (verl's reward loop scores one trajectory at a time and refuses it).
+    """
+
+    pairwise_judge: bool = False
+    pointwise_judge: bool = False
+    checklist_judge: bool = False
+    references: bool = False
+    criteria: bool = False
+    curriculum: bool = False
+    length_ranges: bool = False
+    whole_group: bool = False
+
+    @property
+    def judge(self) -> bool:
+        """Whether any judge is needed (the run then builds its judge backend)."""
+        return self.pairwise_judge or self.pointwise_judge or self.checklist_judge
+
+    def __or__(self, other: "Needs") -> "Needs":
+        return replace(self, **{f.name: getattr(self, f.name) or getattr(other, f.name) for f in fields(self)})
+
+
+NO_NEEDS = Needs()
+# A component's needs: fixed, or a function of its options (e.g. quality needs a judge only when it scores by one).
+NeedsRule = Needs | Callable[[Mapping[str, Any]], Needs]
 ComponentFactory = Callable[[Mapping[str, Any], BuildContext], RewardComponent]
 COMPONENTS: Registry[ComponentFactory] = Registry("reward component")
+COMPONENT_NEEDS: Registry[NeedsRule] = Registry("reward component's needs")
 F = TypeVar("F")
 
 
-def register_component(name: str) -> Callable[[F], F]:
-    """Register a component class (with a `from_config(options, ctx)` classmethod) or factory."""
+def register_component(name: str, *, needs: NeedsRule = NO_NEEDS) -> Callable[[F], F]:
+    """Register a component class (with a `from_config(options, ctx)` classmethod) or factory, and
+    what it needs (`Needs`, or a function of its options returning one)."""
 
     def decorator(obj: F) -> F:
         COMPONENTS.add(name, getattr(obj, "from_config", obj))
+        COMPONENT_NEEDS.add(name, needs)
         return obj
 
     return decorator
@@ -117,6 +160,14 @@ def register_component(name: str) -> Callable[[F], F]:
 
 def get_component_factory(name: str) -> ComponentFactory:
     return COMPONENTS.lookup(name)
+
+
+def component_needs(kind: str, options: Mapping[str, Any] | None = None) -> Needs:
+    """The needs a component of registered type `kind` declares for `options` (nothing declared: none);
+    an unknown type is the registry's KeyError naming the available ones."""
+    get_component_factory(kind)
+    rule = COMPONENT_NEEDS.get(kind, NO_NEEDS)
+    return rule if isinstance(rule, Needs) else rule(dict(options or {}))
 
 
 C = TypeVar("C")

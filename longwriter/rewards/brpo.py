@@ -30,7 +30,7 @@ import numpy as np
 
 from longwriter.judges.base import PairwiseJudge
 from longwriter.prompting import answer_part, check_template
-from longwriter.rewards.base import BuildContext, ComponentScores, RolloutBatch, parse_options, rate, \
+from longwriter.rewards.base import BuildContext, ComponentScores, Needs, RolloutBatch, parse_options, rate, \
     register_component
 from longwriter.rewards.pairwise import POSITIONS, SWAP_PARTIAL, Outcome, combine_orders, response_outcome
 
@@ -60,7 +60,7 @@ def draw_references(group_index: np.ndarray, rng: random.Random) -> dict[int, in
     return {int(g): rng.choice(np.flatnonzero(group_index == g).tolist()) for g in np.unique(group_index)}
 
 
-@register_component("bootstrap_pairwise")
+@register_component("bootstrap_pairwise", needs=Needs(pairwise_judge=True, whole_group=True))
 class BootstrapPairwiseComponent:
     """Each completion judged against a completion drawn from its own group (module doc)."""
 

@@ -32,8 +32,8 @@ import numpy as np
 
 from longwriter.judges.base import PointwiseJudgement
 from longwriter.prompting import answer_part, check_template
-from longwriter.rewards.base import BuildContext, ComponentScores, RolloutBatch, nanmean, parse_options, rate, \
-    register_component
+from longwriter.rewards.base import BuildContext, ComponentScores, Needs, RolloutBatch, nanmean, parse_options, \
+    rate, register_component
 
 WEIGHTS_KEY = "criteria_weights"  # Sample.meta key: one weight per criterion
 
@@ -84,7 +84,7 @@ class ChecklistConfig:
                              f"({self.score_min})")
 
 
-@register_component("checklist")
+@register_component("checklist", needs=Needs(checklist_judge=True, criteria=True))
 class ChecklistComponent:
     """Weighted mean of per-criterion judge scores, each mapped to [0, 1] (module doc)."""
 

@@ -30,8 +30,8 @@ import numpy as np
 
 from longwriter.data.length_requirements import MAX_WORDS
 from longwriter.prompting import answer_part, check_template
-from longwriter.rewards.base import BuildContext, ComponentScores, RolloutBatch, nanmean, parse_options, rate, \
-    register_component
+from longwriter.rewards.base import BuildContext, ComponentScores, Needs, RolloutBatch, nanmean, parse_options, \
+    rate, register_component
 from longwriter.text import DEFAULT_WORD_COUNT, check_word_count, count_words
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class LengthConfig:
         return self.l_max if self.l_max_ratio is None else self.l_max_ratio * upper
 
 
-@register_component("length")
+@register_component("length", needs=Needs(length_ranges=True))
 class LengthComponent:
     """Length reward per completion; NaN for samples without a feasible length range."""
 

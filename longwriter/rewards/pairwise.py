@@ -48,8 +48,8 @@ import numpy as np
 from longwriter.judges.base import PairwiseJudge, PairwiseJudgement
 from longwriter.judges.parsers import VERDICT_READINGS, read_verdict
 from longwriter.prompting import answer_part, check_template
-from longwriter.rewards.base import BuildContext, ComponentScores, RolloutBatch, nanmean, parse_options, rate, \
-    register_component
+from longwriter.rewards.base import BuildContext, ComponentScores, Needs, RolloutBatch, nanmean, parse_options, \
+    rate, register_component
 from longwriter.curriculum import RULES
 
 logger = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ class PairwiseConfig:
                 raise ValueError(f"pairwise: {name} must be one of {list(allowed)}, got '{value}'")
 
 
-@register_component("pairwise")
+@register_component("pairwise", needs=Needs(pairwise_judge=True, references=True, curriculum=True))
 class PairwiseComponent:
     """Judge each completion against its sample's current reference; optionally move the curriculum."""
 

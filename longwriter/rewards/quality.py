@@ -29,8 +29,8 @@ import numpy as np
 
 from longwriter.judges.base import PointwiseJudge
 from longwriter.prompting import answer_part, check_template
-from longwriter.rewards.base import BuildContext, ComponentScores, RolloutBatch, nanmean, parse_options, rate, \
-    register_component
+from longwriter.rewards.base import BuildContext, ComponentScores, Needs, RolloutBatch, nanmean, parse_options, \
+    rate, register_component
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +165,14 @@ class QualityConfig:
     score_max: float = 10.0
 
 
-@register_component("quality")
+def quality_needs(options: Mapping[str, Any]) -> Needs:
+    """A pointwise judge unless a reward model scores: source "judge", or "auto" without `model`
+    (a reward model passed to build_recipe is not known from the config, so "auto" counts it as judged)."""
+    config = parse_options(QualityConfig, options, "quality")
+    return Needs(pointwise_judge=config.source == "judge" or (config.source == "auto" and not config.model))
+
+
+@register_component("quality", needs=quality_needs)
 class QualityComponent:
     """Writing-quality reward per completion (RM logit, or judge score mapped to [0, 1])."""
 

@@ -314,15 +314,15 @@ def dry_run(cfg: DictConfig, output_dir: Path) -> None:
     """`engine.dry_run=true`: map the vocabulary onto GRPOConfig (TRL's own checks run), load the data,
     build the reward recipe and check the in-training evaluation settings; no model, no training."""
     from longwriter.training_guards import require_criteria
-    from longwriter.training_setup import component_types, load_training_samples
-    from longwriter.rewards import build_recipe
+    from longwriter.training_setup import load_training_samples
+    from longwriter.rewards import build_recipe, parse_recipe
 
     args = _grpo_config(cfg, output_dir)
     samples = load_training_samples(cfg)
-    require_criteria(component_types(cfg.reward).values(), samples, str(cfg.data.name))
+    spec = parse_recipe(OmegaConf.to_container(cfg.reward, resolve=True))
+    require_criteria(spec.needs, samples, str(cfg.data.name))
     # Option typos and unknown components fail here (placeholder judges: nothing is called).
-    build_recipe(OmegaConf.to_container(cfg.reward, resolve=True), pairwise_judge=object(), pointwise_judge=object(),
-                 checklist_judge=object(), curriculum=None,
+    build_recipe(spec, pairwise_judge=object(), pointwise_judge=object(), checklist_judge=object(), curriculum=None,
                  max_completion_tokens=int(cfg.engine.max_completion_length))
     if cfg.get("eval") and (cfg.eval.at_start or cfg.eval.at_end):
         from longwriter.evaluation.runner import EvalSettings
@@ -357,7 +357,8 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
         QuietProgressBar,
     )
     from longwriter.models import resolve_model_path
-    from longwriter.training_setup import build_reward_setup, component_types, load_training_samples
+    from longwriter.rewards import parse_recipe
+    from longwriter.training_setup import build_reward_setup, load_training_samples
     from longwriter.resume import log_resume, newest_intact_checkpoint
     from longwriter.tracking.mlflow_run import mlflow_run
     from longwriter.tracking.objective import log_objective, run_objective
@@ -376,9 +377,10 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
 
     model_path = resolve_model_path(cfg.model, cfg.paths.cache_dir)
     samples = load_training_samples(cfg)
-    require_references(component_types(cfg.reward).values(), samples, str(cfg.data.name))
-    require_criteria(component_types(cfg.reward).values(), samples, str(cfg.data.name))
-    setup = build_reward_setup(cfg, output_dir)
+    spec = parse_recipe(cfg.reward)
+    require_references(spec.needs, samples, str(cfg.data.name))
+    require_criteria(spec.needs, samples, str(cfg.data.name))
+    setup = build_reward_setup(cfg, output_dir, spec=spec)
     _restore_curriculum(setup.curriculum, checkpoint)
     if setup.curriculum is not None:  # so curriculum/level/mean_all and the level histogram cover every sample
         setup.curriculum.register(samples)

@@ -25,6 +25,7 @@ import torch
 
 from longwriter.advantages import DEFAULT_COMBINE, DEFAULT_EPS, combine_advantages, group_signal_metrics
 from longwriter.engines.verl.config_builder import ADV_ESTIMATOR
+from longwriter.rewards.recipe import RecipeSpec, parse_recipe
 
 
 @dataclass(frozen=True)
@@ -48,18 +49,14 @@ class AdvantageInputs:
                                self.mode, self.eps)
 
     @classmethod
-    def from_extra_infos(cls, infos: list[Mapping[str, Any] | None], recipe_cfg: Mapping[str, Any]) -> "AdvantageInputs":
-        """From one `reward_extra_info` dict per row; a row or key that is missing counts as unknown."""
-        weights = component_weights(recipe_cfg)
+    def from_extra_infos(cls, infos: list[Mapping[str, Any] | None],
+                         recipe: "RecipeSpec | Mapping[str, Any]") -> "AdvantageInputs":
+        """From one `reward_extra_info` dict per row; a row or key that is missing counts as unknown.
+        `recipe`: the reward config or its `RecipeSpec` (parsed as the reward workers parse it)."""
+        spec = parse_recipe(recipe)
         rewards = {name: np.array([_number((info or {}).get(name)) for info in infos], dtype=np.float64)
-                   for name in weights}
-        return cls(rewards, weights, str(recipe_cfg.get("combine", DEFAULT_COMBINE)),
-                   float(recipe_cfg.get("eps", DEFAULT_EPS)))
-
-
-def component_weights(recipe_cfg: Mapping[str, Any]) -> dict[str, float]:
-    """{component name: weight} from a reward (recipe) config, default weight 1.0 as in build_recipe."""
-    return {str(name): float((spec or {}).get("weight", 1.0)) for name, spec in recipe_cfg["components"].items()}
+                   for name in spec.weights}
+        return cls(rewards, spec.weights, spec.combine, spec.eps)
 
 
 def _number(value: Any) -> float:

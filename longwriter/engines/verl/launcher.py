@@ -44,14 +44,17 @@ def _prompt_template(cfg: DictConfig) -> str:
 
 
 def training_samples(cfg: DictConfig):
-    """The configured data and selection; infeasible length ranges [0, 0] dropped (DESIGN 3.3); a checklist
-    recipe refuses samples without criteria (training_guards.require_criteria)."""
+    """The configured data and selection; infeasible length ranges [0, 0] dropped when a component scores
+    length ranges (DESIGN 3.3); a recipe that needs criteria (checklist) refuses samples without them
+    (training_guards.require_criteria)."""
+    from longwriter.rewards import recipe_needs
     from longwriter.training_guards import require_criteria
-    from longwriter.training_setup import component_types, load_training_samples
+    from longwriter.training_setup import load_training_samples
 
     samples = load_training_samples(cfg)
-    require_criteria(component_types(cfg.reward).values(), samples, str(cfg.data.name))
-    if "length" in set(component_types(cfg.reward).values()):
+    needs = recipe_needs(cfg.reward)
+    require_criteria(needs, samples, str(cfg.data.name))
+    if needs.length_ranges:
         kept = [s for s in samples if s.length_range != (0, 0)]
         if len(kept) < len(samples):
             logger.info("verl: dropped %d sample(s) with the infeasible length range [0, 0]", len(samples) - len(kept))
@@ -94,7 +97,7 @@ def stand_in_model(cfg: DictConfig) -> str:
 
 
 def prepare(cfg: DictConfig, output_dir: Path, dry_run: bool) -> tuple[DictConfig, VerlInputs, list]:
-    from longwriter.training_setup import component_types
+    from longwriter.rewards import recipe_needs
 
     samples = training_samples(cfg)
     val_size = min(int(cfg.engine.val_size), max(len(samples) - 1, 0))
@@ -103,13 +106,13 @@ def prepare(cfg: DictConfig, output_dir: Path, dry_run: bool) -> tuple[DictConfi
         val = train[:1]
     verl_dir = output_dir / VERL_DIR
     template = _prompt_template(cfg)
-    has_pairwise = "pairwise" in set(component_types(cfg.reward).values())
+    needs_curriculum = recipe_needs(cfg.reward).curriculum
     inputs = VerlInputs(
         train_file=export_parquet(train, verl_dir / "train.parquet", "train", template),
         val_file=export_parquet(val, verl_dir / "val.parquet", "val", template),
         model_path=model_path(cfg, dry_run),
         output_dir=output_dir,
-        curriculum_path=output_dir / "curriculum.sqlite" if has_pairwise else None,
+        curriculum_path=output_dir / "curriculum.sqlite" if needs_curriculum else None,
     )
     verl_cfg = build_verl_config(cfg, inputs)
     save_verl_config(verl_cfg, verl_dir / CONFIG_FILE)

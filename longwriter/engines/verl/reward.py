@@ -76,19 +76,20 @@ def sample_from_row(item) -> Sample:
 def build_recipe_in_worker(settings: dict[str, Any]):
     """Recipe + judge + curriculum client inside a reward worker (a Ray actor)."""
     from longwriter.judges.lifecycle import build_judge
-    from longwriter.training_setup import component_types, judged_recipe, needs_judge
+    from longwriter.rewards import parse_recipe
+    from longwriter.training_setup import judged_recipe
 
-    reward_cfg = OmegaConf.create(settings["reward"])
+    spec = parse_recipe(settings["reward"])
     backend = None
-    if needs_judge(reward_cfg):
+    if spec.needs.judge:
         # Checked once at launch (launcher._check_judge); it serves on verl's loop for the worker's life.
         backend = build_judge(settings["judge"], settings.get("cache_dir"))
     curriculum = None
-    if settings.get("curriculum") and "pairwise" in set(component_types(reward_cfg).values()):
+    if settings.get("curriculum") and spec.needs.curriculum:
         from longwriter.engines.verl.curriculum_actor import CurriculumClient, get_or_create
 
         curriculum = CurriculumClient(get_or_create(settings["curriculum"]["actor"]))
-    return judged_recipe(settings["reward"], backend, curriculum, settings.get("max_completion_tokens"))
+    return judged_recipe(spec, backend, curriculum, settings.get("max_completion_tokens"))
 
 
 def _finite(value: Any) -> float:

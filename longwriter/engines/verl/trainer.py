@@ -39,6 +39,7 @@ from longwriter.engines.verl.advantage import AdvantageInputs, provide
 from longwriter.engines.verl.config_builder import ADV_ESTIMATOR, TRAINER_MODE
 from longwriter.engines.verl.curriculum_actor import get_or_create
 from longwriter.rewards.base import nanmean
+from longwriter.rewards.recipe import parse_recipe
 from longwriter.tracking.metric_names import add_project_names
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class LongWriterSyncTrainer(PPOTrainerSync):
         super().__init__(config)
         settings = reward_settings(config)
         self.recipe_cfg = settings["reward"]
+        self.recipe_spec = parse_recipe(self.recipe_cfg)  # as the reward workers parse it (build_recipe_in_worker)
         curriculum = settings.get("curriculum")
         self.curriculum_actor = get_or_create(curriculum["actor"], curriculum["path"]) if curriculum else None
 
@@ -100,7 +102,7 @@ class LongWriterSyncTrainer(PPOTrainerSync):
         # left out of the metrics.
         padding = padding_rows(batch)
         infos = [None if pad else info for pad, info in zip(padding, infos)]
-        inputs = AdvantageInputs.from_extra_infos(infos, self.recipe_cfg)
+        inputs = AdvantageInputs.from_extra_infos(infos, self.recipe_spec)
         real = [i for i, pad in enumerate(padding) if not pad]
         metrics.update(step_metrics(inputs.select(real), [infos[i] for i in real]))
         with provide(inputs):

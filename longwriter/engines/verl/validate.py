@@ -109,19 +109,20 @@ def _check_registrations(verl_cfg: DictConfig, report: ValidationReport) -> None
 
 
 def _check_algorithm(verl_cfg: DictConfig, report: ValidationReport) -> None:
-    from longwriter.rewards import build_recipe
+    from longwriter.rewards import build_recipe, parse_recipe
 
     settings = OmegaConf.to_container(verl_cfg.reward.reward_kwargs.longwriter, resolve=True)
+    spec = None
     try:  # option typos and unknown components fail here, not inside a Ray worker
-        build_recipe(settings["reward"], pairwise_judge=object(), pointwise_judge=object(), checklist_judge=object(),
+        spec = parse_recipe(settings["reward"])
+        build_recipe(spec, pairwise_judge=object(), pointwise_judge=object(), checklist_judge=object(),
                      curriculum=None, max_completion_tokens=settings.get("max_completion_tokens"))
     except (KeyError, TypeError, ValueError) as error:
         report.errors.append(f"reward recipe: {error}")
-    for name, spec in (settings["reward"].get("components") or {}).items():
-        if str((spec or {}).get("type", name)) == "bootstrap_pairwise":
-            report.errors.append(f"reward.components.{name}: bootstrap_pairwise (BRPO) judges each completion against "
-                                 f"another of its group, but verl's reward loop scores one trajectory at a time; "
-                                 f"train it with engine=trl")
+    for component in spec.needing("whole_group") if spec is not None else ():
+        report.errors.append(f"reward.components.{component.name}: {component.kind} judges each completion against "
+                             f"another of its group (as bootstrap_pairwise (BRPO) does), but verl's reward loop "
+                             f"scores one trajectory at a time; train it with engine=trl")
     if verl_cfg.algorithm.adv_estimator == ADV_ESTIMATOR and bool(verl_cfg.algorithm.use_kl_in_reward):
         report.errors.append("algorithm.use_kl_in_reward=true (engine.kl_in_reward) with the longwriter "
                              "estimator: it combines the reward components, never verl's KL-penalised token "
