@@ -45,6 +45,28 @@ logger = logging.getLogger(__name__)
 _RECIPE_KEYS = {"name", "combine", "prompt_template", "components", "eps"}
 
 
+class _RecipeShape:
+    """What a parsed spec and a built recipe share: their checks (a known template and combine mode, a
+    component) and the weights by component name."""
+
+    name: str
+    components: Sequence[Any]
+    combine: str
+    prompt_template: str
+
+    def __post_init__(self) -> None:
+        check_template(self.prompt_template)
+        if self.combine not in COMBINERS:
+            raise ValueError(f"recipe '{self.name}': unknown combine mode '{self.combine}'; "
+                             f"available: {sorted(COMBINERS)}")
+        if not self.components:
+            raise ValueError(f"recipe '{self.name}' has no components")
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {c.name: c.weight for c in self.components}
+
+
 @dataclass(frozen=True)
 class ComponentSpec:
     """One component of a recipe config: name (the key in the recipe), kind (the registered type),
@@ -58,7 +80,7 @@ class ComponentSpec:
 
 
 @dataclass(frozen=True)
-class RecipeSpec:
+class RecipeSpec(_RecipeShape):
     """A parsed reward config (module doc): what `build_recipe` builds and what the run needs for it."""
 
     name: str
@@ -66,18 +88,6 @@ class RecipeSpec:
     combine: str = DEFAULT_COMBINE
     prompt_template: str = "plain"
     eps: float = DEFAULT_EPS
-
-    def __post_init__(self) -> None:
-        check_template(self.prompt_template)
-        if self.combine not in COMBINERS:
-            raise ValueError(f"recipe '{self.name}': unknown combine mode '{self.combine}'; "
-                             f"available: {sorted(COMBINERS)}")
-        if not self.components:
-            raise ValueError(f"recipe '{self.name}' has no components")
-
-    @property
-    def weights(self) -> dict[str, float]:
-        return {c.name: c.weight for c in self.components}
 
     @property
     def needs(self) -> Needs:
@@ -145,24 +155,12 @@ class RecipeScores:
 
 
 @dataclass
-class Recipe:
+class Recipe(_RecipeShape):
     name: str
     components: list[WeightedComponent]
     combine: str = DEFAULT_COMBINE
     prompt_template: str = "plain"
     eps: float = DEFAULT_EPS
-
-    def __post_init__(self) -> None:
-        check_template(self.prompt_template)
-        if self.combine not in COMBINERS:
-            raise ValueError(f"recipe '{self.name}': unknown combine mode '{self.combine}'; "
-                             f"available: {sorted(COMBINERS)}")
-        if not self.components:
-            raise ValueError(f"recipe '{self.name}' has no components")
-
-    @property
-    def weights(self) -> dict[str, float]:
-        return {c.name: c.weight for c in self.components}
 
     def apply_prompt(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
         """The sample's messages with this recipe's prompt template applied."""

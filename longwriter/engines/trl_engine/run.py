@@ -288,6 +288,9 @@ def build_trainer(cfg: DictConfig, output_dir: Path, model_path: str, samples, s
     precision = resolve_precision(cfg.engine.get("precision"), "cuda" if _has_accelerator() else "cpu")
     logger.info("engine.precision=%s -> %s (%s)", cfg.engine.get("precision", "auto"), precision, cpu_summary())
     args = _grpo_config(cfg, output_dir, precision)
+    logger.info("batch: %d prompts x %d completions a step, %d micro batch(es) of %d (engine.gradient_accumulation_steps=%s)",
+                int(cfg.engine.prompts_per_step), int(cfg.engine.num_generations), args.gradient_accumulation_steps,
+                args.per_device_train_batch_size, cfg.engine.gradient_accumulation_steps)
     args.model_init_kwargs = {"dtype": str(cfg.model.get("dtype", "float32")),
                               "attn_implementation": attn_implementation(str(cfg.engine.attn_implementation),
                                                                          _has_accelerator())}
