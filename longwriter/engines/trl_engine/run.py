@@ -6,7 +6,6 @@ over the last quarter of the steps).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from pathlib import Path
@@ -316,14 +315,12 @@ def build_trainer(cfg: DictConfig, output_dir: Path, model_path: str, samples, s
 def dry_run(cfg: DictConfig, output_dir: Path) -> None:
     """`engine.dry_run=true`: map the vocabulary onto GRPOConfig (TRL's own checks run), load the data,
     build the reward recipe and check the in-training evaluation settings; no model, no training."""
-    from longwriter.training_guards import require_criteria
-    from longwriter.training_setup import load_training_samples
     from longwriter.rewards import build_recipe, parse_recipe
+    from longwriter.training_run import checked_training_samples
 
     args = _grpo_config(cfg, output_dir)
-    samples = load_training_samples(cfg)
     spec = parse_recipe(OmegaConf.to_container(cfg.reward, resolve=True))
-    require_criteria(spec.needs, samples, str(cfg.data.name))
+    samples = checked_training_samples(cfg, spec)
     # Option typos and unknown components fail here (placeholder judges: nothing is called).
     build_recipe(spec, pairwise_judge=object(), pointwise_judge=object(), checklist_judge=object(), curriculum=None,
                  max_completion_tokens=int(cfg.engine.max_completion_length))
@@ -359,16 +356,13 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
         MlflowProgressCallback,
         QuietProgressBar,
     )
-    from longwriter.models import resolve_model_path
-    from longwriter.rewards import parse_recipe
-    from longwriter.training_setup import build_reward_setup, load_training_samples
-    from longwriter.resume import log_resume, newest_intact_checkpoint
-    from longwriter.tracking.mlflow_run import mlflow_run
-    from longwriter.tracking.objective import log_objective, run_objective
-    from longwriter.tracking.run_summary import print_run_summary
-    from longwriter.tracking.sweep_callback import sweep_parent_run_id
     from longwriter.judges.lifecycle import judge_on_loop
-    from longwriter.training_guards import UnknownVerdictStreak, judge_endpoint, require_criteria, require_references
+    from longwriter.models import resolve_model_path
+    from longwriter.resume import newest_intact_checkpoint
+    from longwriter.rewards import parse_recipe
+    from longwriter.training_guards import UnknownVerdictStreak, judge_endpoint
+    from longwriter.training_run import checked_training_samples, evaluate_before, finish_run, tracked_run
+    from longwriter.training_setup import build_reward_setup
 
     output_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = None
@@ -379,10 +373,8 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
             logger.warning("resume_from=%s has no checkpoint yet: training starts from step 0", output_dir)
 
     model_path = resolve_model_path(cfg.model, cfg.paths.cache_dir)
-    samples = load_training_samples(cfg)
     spec = parse_recipe(cfg.reward)
-    require_references(spec.needs, samples, str(cfg.data.name))
-    require_criteria(spec.needs, samples, str(cfg.data.name))
+    samples = checked_training_samples(cfg, spec)
     setup = build_reward_setup(cfg, output_dir, spec=spec)
     _restore_curriculum(setup.curriculum, checkpoint)
     if setup.curriculum is not None:  # so curriculum/level/mean_all and the level histogram cover every sample
@@ -393,20 +385,11 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
     main = is_main_process()
     progress = MlflowProgressCallback(lambda: trainer, cfg.engine.sample_every, cfg.engine.num_samples_logged)
     # One MLflow run, opened by the main process; the others train without tracking.
-    resuming = bool(cfg.get("resume_from"))
-    tracking = (mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), parent_run_id=sweep_parent_run_id(cfg),
-                           resume=resuming) if main else contextlib.nullcontext())
+    tracking = tracked_run(cfg, output_dir, "trl", model_path, checkpoint, tags={"processes": str(world_size())},
+                           enabled=main)
     try:
         # The judge is checked before the first step and closed at the end, on the loop it serves on.
         with judge_on_loop(setup.judge_backend, loop), tracking as run:
-            if main:
-                if resuming:
-                    log_resume(cfg, run.info.run_id, output_dir, checkpoint)
-                from longwriter.models.origin import origin_tags
-
-                # A policy from a saved folder (model.path) names the run that made it: policy_origin=<run id>.
-                mlflow.set_tags({"engine": "trl", "reward": str(cfg.reward.name), "model": str(cfg.model.name),
-                                 "processes": str(world_size()), **origin_tags(model_path)})
             trainer = build_trainer(cfg, output_dir, model_path, samples, setup, loop,
                                     callbacks=[CurriculumHistogramCallback(setup.curriculum, _num_levels(samples)),
                                                progress, CurriculumCheckpointCallback(setup.curriculum),
@@ -417,9 +400,8 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
             # one readable line per step (time split and ETA).
             trainer.remove_callback(ProgressCallback)
             trainer.add_callback(QuietProgressBar)
-            if main and cfg.get("eval") and cfg.eval.at_start and checkpoint is None:  # the "before" of before/after
-                from longwriter.evaluation.runner import evaluate_in_training
-                evaluate_in_training(cfg, model_path, step=0, label="eval/initial", model_label=str(cfg.model.name))
+            if main:
+                evaluate_before(cfg, model_path, resumed=checkpoint is not None)
             trainer.train(resume_from_checkpoint=checkpoint)
             final_dir = output_dir / FINAL_MODEL_DIR
             trainer.save_model(str(final_dir))  # every process calls it; the main one writes
@@ -428,17 +410,7 @@ def train(cfg: DictConfig, output_dir: Path) -> float | tuple[float, ...] | None
             if setup.curriculum is not None:
                 setup.curriculum.export_json(final_dir / CURRICULUM_FILE)
                 mlflow.log_artifact(str(final_dir / CURRICULUM_FILE), "curriculum")
-            mlflow.set_tag("final_model_path", str(final_dir))
-            mlflow.log_text(str(final_dir) + "\n", "final_model_path.txt")
-            if cfg.get("eval") and cfg.eval.at_end:  # evaluate the final model into this run
-                from longwriter.evaluation.runner import evaluate_in_training
-                evaluate_in_training(cfg, str(final_dir), step=trainer.state.global_step, label="eval/final")
-            objective = run_objective(mlflow.active_run().info.run_id, cfg.get("objective"))
-            log_objective(objective, cfg.get("objective"))
             _log_plots(output_dir / LENGTHS_FILE)
-            logger.info("final model saved to %s; objective %s", final_dir, objective)
-            if trainer.accelerator.is_main_process:
-                print_run_summary(mlflow.active_run(), final_dir)
-            return objective
+            return finish_run(cfg, run, str(final_dir), lambda: (str(final_dir), trainer.state.global_step))
     finally:
         loop.close()

@@ -4,7 +4,9 @@ Prepared in `<output_dir>/verl/`: train.parquet and val.parquet (the recipe's pr
 applied; validation rows never move the curriculum), ppo_trainer.yaml (the complete verl config,
 launchable as is with `python -m verl.trainer.main_ppo --config-path <dir> --config-name ppo_trainer`)
 and validation.json. A real launch logs into this run's MLflow run: verl's MLflow logger is
-pointed at the same store and run id through the Ray runtime environment.
+pointed at the same store and run id through the Ray runtime environment. Everything around verl's
+loop (samples and guards, the MLflow run, evaluation, objective, summary) is `longwriter.training_run`,
+as for the TRL engine.
 """
 
 from __future__ import annotations
@@ -43,25 +45,6 @@ def _prompt_template(cfg: DictConfig) -> str:
     return str(cfg.reward.get("prompt_template", "plain"))
 
 
-def training_samples(cfg: DictConfig):
-    """The configured data and selection; infeasible length ranges [0, 0] dropped when a component scores
-    length ranges (DESIGN 3.3); a recipe that needs criteria (checklist) refuses samples without them
-    (training_guards.require_criteria)."""
-    from longwriter.rewards import recipe_needs
-    from longwriter.training_guards import require_criteria
-    from longwriter.training_setup import load_training_samples
-
-    samples = load_training_samples(cfg)
-    needs = recipe_needs(cfg.reward)
-    require_criteria(needs, samples, str(cfg.data.name))
-    if needs.length_ranges:
-        kept = [s for s in samples if s.length_range != (0, 0)]
-        if len(kept) < len(samples):
-            logger.info("verl: dropped %d sample(s) with the infeasible length range [0, 0]", len(samples) - len(kept))
-        samples = kept
-    return samples
-
-
 def export_parquet(samples, path: Path, split: str, template: str) -> Path:
     """verl parquet with the recipe's template in the chat prompt (verl applies the chat template)."""
     import pyarrow as pa
@@ -97,16 +80,18 @@ def stand_in_model(cfg: DictConfig) -> str:
 
 
 def prepare(cfg: DictConfig, output_dir: Path, dry_run: bool) -> tuple[DictConfig, VerlInputs, list]:
-    from longwriter.rewards import recipe_needs
+    from longwriter.rewards import parse_recipe
+    from longwriter.training_run import checked_training_samples
 
-    samples = training_samples(cfg)
+    spec = parse_recipe(cfg.reward)
+    samples = checked_training_samples(cfg, spec)
     val_size = min(int(cfg.engine.val_size), max(len(samples) - 1, 0))
     val, train = samples[:val_size], samples[val_size:]
     if not val:
         val = train[:1]
     verl_dir = output_dir / VERL_DIR
     template = _prompt_template(cfg)
-    needs_curriculum = recipe_needs(cfg.reward).curriculum
+    needs_curriculum = spec.needs.curriculum
     inputs = VerlInputs(
         train_file=export_parquet(train, verl_dir / "train.parquet", "train", template),
         val_file=export_parquet(val, verl_dir / "val.parquet", "val", template),
@@ -202,48 +187,32 @@ def _launch(cfg: DictConfig, verl_cfg: DictConfig, inputs: VerlInputs, train, ou
 
     from longwriter.curriculum import CurriculumState
     from longwriter.engines.verl.cluster import check_plugin_in_ray_worker
-    from longwriter.tracking.mlflow_run import mlflow_run
-    from longwriter.tracking.objective import log_objective, run_objective
-    from longwriter.tracking.run_summary import print_run_summary
-    from longwriter.tracking.sweep_callback import sweep_parent_run_id
+    from longwriter.errors import LongwriterError
+    from longwriter.training_run import evaluate_before, finish_run, tracked_run
 
     if inputs.curriculum_path is not None:  # the histogram covers every sample from step 0
         CurriculumState(inputs.curriculum_path).register(train)
     _check_judge(cfg)
-    resuming = bool(cfg.get("resume_from"))
-    with mlflow_run(cfg, output_dir, run_name=str(cfg.run_name), parent_run_id=sweep_parent_run_id(cfg),
-                    resume=resuming) as run:
-        if resuming:
-            from longwriter.resume import log_resume
+    checkpoints = Path(str(verl_cfg.trainer.default_local_dir))
 
-            log_resume(cfg, run.info.run_id, output_dir, _last_verl_checkpoint(verl_cfg))
-        from longwriter.models.origin import origin_tags
+    def final_model() -> tuple[str, int]:
+        final = final_hf_model(checkpoints)
+        if final is None:
+            raise LongwriterError(f"eval.at_end: no global_step_*/actor/huggingface under {checkpoints} "
+                                  f"(verl saved no hf_model)")
+        return final
 
-        mlflow.set_tags({"engine": "verl", "reward": str(cfg.reward.name), "model": str(cfg.model.name),
-                         **origin_tags(inputs.model_path)})
+    resume_point = _last_verl_checkpoint(verl_cfg) if cfg.get("resume_from") else None
+    with tracked_run(cfg, output_dir, "verl", inputs.model_path, resume_point) as run:
         mlflow.log_artifact(str(output_dir / VERL_DIR / CONFIG_FILE), "verl")
         with open_dict(verl_cfg):
             verl_cfg.ray_kwargs.ray_init.runtime_env.env_vars.MLFLOW_RUN_ID = run.info.run_id
         auto_set_device(verl_cfg)
         start_ray(verl_cfg)
         check_plugin_in_ray_worker()
-        if cfg.get("eval") and cfg.eval.at_start and not cfg.get("resume_from"):  # the "before" of before/after
-            from longwriter.evaluation.runner import evaluate_in_training
-            evaluate_in_training(cfg, inputs.model_path, step=0, label="eval/initial", model_label=str(cfg.model.name))
+        evaluate_before(cfg, inputs.model_path, resumed=bool(cfg.get("resume_from")))
         run_ppo(verl_cfg, task_runner_class=TaskRunnerV1)
-        mlflow.set_tag("final_model_path", str(verl_cfg.trainer.default_local_dir))
-        if cfg.get("eval") and cfg.eval.at_end:
-            from longwriter.errors import LongwriterError
-            from longwriter.evaluation.runner import evaluate_in_training
-            final = final_hf_model(Path(str(verl_cfg.trainer.default_local_dir)))
-            if final is None:
-                raise LongwriterError(f"eval.at_end: no global_step_*/actor/huggingface under "
-                                      f"{verl_cfg.trainer.default_local_dir} (verl saved no hf_model)")
-            evaluate_in_training(cfg, final[0], step=final[1], label="eval/final")
-        objective = run_objective(run.info.run_id, cfg.get("objective"))  # the same objective as the TRL engine
-        log_objective(objective, cfg.get("objective"))
-        print_run_summary(run, str(verl_cfg.trainer.default_local_dir))
-        return objective
+        return finish_run(cfg, run, str(checkpoints), final_model)
 
 
 def _check_judge(cfg: DictConfig) -> None:
