@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from longwriter.config_rules import (FLAG, FRACTION, PROBABILITY_MASS, TEXT, Rule, number,  # noqa: F401
+from longwriter.config_rules import (FLAG, PROBABILITY_MASS, TEXT, Rule, number,  # noqa: F401  (also re-exported)
                                      one_of, whole)
 from longwriter.engine_settings import ROLLOUT_BACKENDS, engine_rules  # noqa: F401  (ROLLOUT_BACKENDS: re-exported)
 from longwriter.errors import ConfigError
