@@ -80,7 +80,7 @@ def test_tracking_points_verl_mlflow_at_the_project_store(tmp_path) -> None:
 
 def test_judge_limits_are_split_across_reward_workers(tmp_path) -> None:
     _, verl_cfg, _ = _prepare(tmp_path, ["judge=openai", "judge.concurrency=16", "judge.rpm=500",
-                                         "engine.reward_workers=4"], reward=HYBRID_RECIPE)
+                                         "engine.reward_workers=4", "data=builtin"], reward=HYBRID_RECIPE)
     judge = verl_cfg.reward.reward_kwargs.longwriter.judge
     assert (judge.concurrency, judge.rpm) == (4, 125.0)
 
@@ -293,7 +293,8 @@ def test_a_local_judge_is_refused_at_launch_and_reported_by_a_dry_run(tmp_path) 
 def test_judge_cache_is_node_local_and_network_filesystems_are_detected(tmp_path) -> None:
     from longwriter.engines.verl.cluster import filesystem_type, on_network_filesystem
 
-    _, verl_cfg, _ = _prepare(tmp_path, ["judge=openai"], reward=HYBRID_RECIPE)
+    # data=builtin: the recipe's pairwise component needs references (refused at start without them)
+    _, verl_cfg, _ = _prepare(tmp_path, ["judge=openai", "data=builtin"], reward=HYBRID_RECIPE)
     assert verl_cfg.reward.reward_kwargs.longwriter.cache_dir.endswith("longwriter_judge_cache")
     mounts = tmp_path / "mounts"
     mounts.write_text("rootfs / ext4 rw 0 0\nserver:/export /shared nfs4 rw 0 0\n")
